@@ -1,0 +1,149 @@
+package dsl
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// typedSpec finds the spec of a `source "TYPE"` or `sink "TYPE"` block and
+// reports an unknown or missing TYPE.
+func (l *loader) typedSpec(b *hclsyntax.Block, specs []*blockSpec) *blockSpec {
+	kinds := kindsOf(specs)
+	if len(b.Labels) == 0 {
+		l.errorf(b.OpenBraceRange, fmt.Sprintf("Write %s \"TYPE\" \"NAME\" { ... } where TYPE is one of %s.", b.Type, quoteList(kinds)),
+			"%s block needs a type and a name", b.Type)
+		return nil
+	}
+	spec := specOf(specs, b.Labels[0])
+	if spec == nil {
+		l.errorf(b.LabelRanges[0], didYouMean(b.Labels[0], kinds, b.Type+" types"), "unknown %s type %q", b.Type, b.Labels[0])
+		return nil
+	}
+	if !l.labels(b, spec) {
+		return nil
+	}
+	return spec
+}
+
+// drop remembers a block that could not be decoded, so that its name
+// does not also show up as an unknown reference or an unread source.
+func (l *loader) drop(b *hclsyntax.Block, kind RefKind) {
+	l.unsureFrom = l.unsureFrom || kind == TransformRef
+	if n := len(b.Labels); n > 0 {
+		l.dropped[Ref{Kind: kind, Name: b.Labels[n-1]}] = true
+	}
+}
+
+func (l *loader) source(b *hclsyntax.Block, seen map[string]hcl.Range) *Source {
+	spec := l.typedSpec(b, sourceSpecs)
+	if spec == nil || !l.name(b, "source", seen) {
+		l.drop(b, SourceRef)
+		return nil
+	}
+	s := &Source{Type: spec.Kind, Name: b.Labels[1], DeclRange: b.DefRange()}
+	def := identName(l.cfg.Pipeline.Name)
+	switch spec.Kind {
+	case "postgres":
+		s.Postgres = &PostgresSource{}
+		present := l.decodeBody(b, spec, s.Postgres)
+		if present["slot"] == nil {
+			s.Postgres.Slot = def
+		}
+		if present["publication"] == nil {
+			s.Postgres.Publication = def
+		}
+	case "kafka":
+		s.Kafka = &KafkaSource{}
+		if present := l.decodeBody(b, spec, s.Kafka); present["group"] == nil {
+			s.Kafka.Group = def
+		}
+	case "file":
+		s.File = &FileSource{}
+		l.decodeBody(b, spec, s.File, s)
+		s.File.Path = l.inputPath(s.File.Path)
+	}
+	return s
+}
+
+func (l *loader) transform(b *hclsyntax.Block, seen map[string]hcl.Range) *Transform {
+	if !l.labels(b, transformSpec) || !l.name(b, "transform", seen) {
+		l.drop(b, TransformRef)
+		return nil
+	}
+	t := &Transform{Name: b.Labels[0], DeclRange: b.DefRange()}
+	present := l.decodeBody(b, transformSpec, t)
+	if present["select"] != nil && present["exclude"] != nil {
+		second := present["exclude"]
+		if second.SrcRange.Start.Byte < present["select"].SrcRange.Start.Byte {
+			second = present["select"]
+		}
+		l.errorf(second.NameRange, "select keeps only the listed columns and exclude drops the listed ones; use one of them.",
+			"select and exclude cannot both be set")
+	}
+	if l.cfg.Pipeline.MaskKey == "" {
+		for _, m := range t.Mask {
+			if m.Kind == "hash" {
+				l.warnf(present["mask"].Expr.Range(), `Set mask_key in the pipeline block or the environment variable SLUICE_MASK_KEY; an empty key makes hashes easy to reverse for guessable values.`,
+					"mask %q uses hash without a mask key", m.Column)
+				break
+			}
+		}
+	}
+	return t
+}
+
+func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
+	spec := l.typedSpec(b, sinkSpecs)
+	if spec == nil || !l.name(b, "sink", seen) {
+		l.unsureFrom = true
+		return nil
+	}
+	s := &Sink{Type: spec.Kind, Name: b.Labels[1], DeclRange: b.DefRange()}
+	switch spec.Kind {
+	case "mysql", "postgres":
+		ts := &TableSink{}
+		present := l.decodeBody(b, spec, ts, s)
+		l.tableSink(ts, present)
+		if spec.Kind == "mysql" {
+			s.MySQL = ts
+		} else {
+			s.Postgres = ts
+		}
+	case "kafka":
+		s.Kafka = &KafkaSink{}
+		if present := l.decodeBody(b, spec, s.Kafka, s); present["topic"] == nil {
+			s.Kafka.Topic = l.cfg.Pipeline.Name + ".{schema}.{table}"
+		}
+	case "webhook":
+		s.Webhook = &WebhookSink{}
+		l.decodeBody(b, spec, s.Webhook, s)
+	case "file":
+		s.File = &FileSink{}
+		l.decodeBody(b, spec, s.File, s)
+	}
+	return s
+}
+
+// tableSink checks the attributes of mysql and postgres sinks that only
+// make sense together.
+func (l *loader) tableSink(ts *TableSink, present map[string]*hclsyntax.Attribute) {
+	if ts.Mode == "update" && len(ts.Columns) == 0 && present["mode"] != nil {
+		l.errorf(present["mode"].Expr.Range(), `Add columns = ["col1", "col2"]: mode = "update" writes only the listed columns of existing rows.`,
+			`mode = "update" needs columns`)
+	}
+}
+
+// inputPath resolves a path the pipeline reads (a file source's change
+// log) against the pipeline file's directory, as file() does, so that a
+// pipeline and its test data move together. Paths it writes (state, file
+// sinks) stay relative to the working directory, where run-time data
+// belongs.
+func (l *loader) inputPath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(l.cfg.Filename), p)
+}

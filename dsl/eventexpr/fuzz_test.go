@@ -1,0 +1,47 @@
+package eventexpr
+
+import (
+	"testing"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// FuzzCompile compiles arbitrary expressions: no input may panic, an
+// error's offset must lie inside the text, and a compiled program must
+// run against an event without panicking.
+func FuzzCompile(f *testing.F) {
+	for _, s := range []string{
+		"op in ['insert', 'update'] && after.total >= 50 && after.status in ['shipped', 'delivered']",
+		"op != 'delete' && row.email endsWith '@example.com' == false",
+		"split(after.email, '@')[1]",
+		"len(split(after.name, ' ')) > 1 ? join(split(after.name, ' ')[1:], ' ') : nil",
+		"op == 'insrt'", "sha256(after.id)", "hmac(string(after.id), 'k')", "mask_email(after.email)",
+		"redact(before)", "tx.commit_time.Year() > 2000", "usr.id", "((", "'\\u00e9' == after.x",
+	} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	ev := &Evaluator{}
+	event := change.Event{Op: change.Update, Schema: "public", Table: "t",
+		Before: change.Row{"id": int64(1), "email": "a@b.c"}, After: change.Row{"id": int64(1), "email": "x@y.z", "name": "A B", "total": 60.5, "status": "shipped"},
+		Key: change.Row{"id": int64(1)}, Changed: []string{"email"}}
+	f.Fuzz(func(t *testing.T, src string, predicate bool) {
+		kind := Value
+		if predicate {
+			kind = Predicate
+		}
+		p, err := Compile(src, kind)
+		if err != nil {
+			if e, ok := err.(*Error); ok && (e.Offset < 0 || e.Offset > len(src)) {
+				t.Fatalf("offset %d outside %q", e.Offset, src)
+			}
+			return
+		}
+		ev.Bind(&event)
+		if predicate {
+			_, _ = ev.Bool(p)
+		} else {
+			_, _ = ev.Value(p)
+		}
+	})
+}

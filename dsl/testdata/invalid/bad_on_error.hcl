@@ -1,0 +1,13 @@
+pipeline "p" {
+  on_error = "dead-letter"
+}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = ["public.users"]
+}
+
+sink "file" "out" {
+  from = source.app
+  path = "-"
+}

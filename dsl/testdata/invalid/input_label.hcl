@@ -1,0 +1,18 @@
+pipeline "p" {}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = ["public.users"]
+}
+
+sink "file" "out" {
+  from = source.app
+  path = "-"
+}
+
+test "label" {
+  input "users" {
+    op    = "insert"
+    after = { id = 1 }
+  }
+}

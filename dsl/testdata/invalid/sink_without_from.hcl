@@ -1,0 +1,10 @@
+pipeline "p" {}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = ["public.users"]
+}
+
+sink "file" "out" {
+  path = "-"
+}

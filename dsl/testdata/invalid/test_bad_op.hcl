@@ -1,0 +1,18 @@
+pipeline "p" {}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = ["public.users"]
+}
+
+sink "file" "out" {
+  from = source.app
+  path = "-"
+}
+
+test "op" {
+  input "public.users" {
+    op    = "upsert"
+    after = { id = 1 }
+  }
+}

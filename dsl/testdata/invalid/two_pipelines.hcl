@@ -1,0 +1,12 @@
+pipeline "p" {}
+pipeline "q" {}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = ["public.users"]
+}
+
+sink "file" "out" {
+  from = source.app
+  path = "-"
+}

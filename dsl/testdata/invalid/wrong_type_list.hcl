@@ -1,0 +1,11 @@
+pipeline "p" {}
+
+source "postgres" "app" {
+  dsn    = "postgres://localhost/app"
+  tables = "public.users"
+}
+
+sink "file" "out" {
+  from = source.app
+  path = "-"
+}

@@ -1,0 +1,122 @@
+# every_attribute.hcl — sets every attribute the language has, each to a
+# value other than its default, so a test can check each one was decoded.
+pipeline "every-attribute" {
+  state    = "/var/lib/sluice/every.db"
+  on_error = "dead_letter"
+  mask_key = file("mask.key")
+}
+
+variable "brokers" { default = "127.0.0.1:9092" }
+variable "batch" { default = 50 }
+
+source "postgres" "pg" {
+  dsn         = env("SOURCE_DSN")
+  tables      = ["public.users", "shop.*"]
+  slot        = "every_slot"
+  publication = "every_pub"
+  snapshot    = "never"
+  exclude     = ["public.users.password"]
+  heartbeat   = "2s"
+}
+
+source "kafka" "events" {
+  brokers = [var.brokers, "127.0.0.1:9093"]
+  topics  = ["app.public.users"]
+  group   = "every-group"
+  format  = "native"
+}
+
+source "file" "sample" {
+  path   = "users.jsonl"
+  follow = true
+}
+
+transform "clean" {
+  from    = [source.pg, source.events]
+  tables  = ["public.users"]
+  where   = "op != 'delete' && after.email != nil"
+  set     = { domain = "split(after.email, '@')[1]", "full name" = "after.first + ' ' + after.last" }
+  mask    = { email = "hash", phone = "partial", ssn = "redact", note = "null" }
+  exclude = ["password"]
+  rename  = { domain = "email_domain" }
+}
+
+transform "narrow" {
+  from   = [transform.clean, source.sample]
+  select = ["id", "email"]
+}
+
+sink "mysql" "replica" {
+  from           = transform.narrow
+  dsn            = env("TARGET_DSN")
+  table          = "users_replica"
+  key            = ["id"]
+  mode           = "update"
+  columns        = ["email"]
+  delete         = "soft"
+  auto_create    = true
+  batch_size     = var.batch
+  schema_changes = "fail"
+}
+
+sink "postgres" "copy" {
+  from           = transform.clean
+  dsn            = env("UNSET_EVERY_DSN", "postgres://127.0.0.1/copy")
+  table          = "users_copy"
+  key            = ["id", "email"]
+  mode           = "update"
+  columns        = ["email", "id"]
+  delete         = "skip"
+  auto_create    = true
+  batch_size     = 10
+  schema_changes = "add_columns"
+}
+
+sink "kafka" "out" {
+  from               = source.pg
+  brokers            = [var.brokers]
+  topic              = "cdc.{table}"
+  format             = "native"
+  schemas            = true
+  key                = ["id"]
+  tombstones         = true
+  exactly_once       = true
+  partitions         = 6
+  replication_factor = 3
+}
+
+sink "webhook" "hook" {
+  from    = transform.clean
+  url     = "https://hooks.example.com/users"
+  secret  = env("WEBHOOK_SECRET")
+  headers = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
+  batch   = 25
+  timeout = "1m30s"
+  retry   = { max = 3, backoff = "250ms" }
+  format  = "debezium"
+}
+
+sink "file" "audit" {
+  from   = transform.clean
+  path   = "audit.jsonl"
+  format = "debezium"
+}
+
+test "every test attribute" {
+  input "public.users" {
+    op     = "update"
+    key    = { id = 1 }
+    before = { id = 1, email = "old@example.com", score = 1.5 }
+    after  = { id = 1, email = "new@example.com", score = 2, tags = ["a", "b"], meta = { vip = true }, gone = null }
+  }
+  expect "sink.replica" {
+    op     = "update"
+    key    = { id = 1 }
+    before = { id = 1 }
+    after  = { id = 1, email = "new@example.com" }
+  }
+  expect_table "sink.copy" {
+    table = "users_copy"
+    rows  = [{ id = 1, email = "new@example.com" }]
+  }
+}

@@ -1,0 +1,44 @@
+package pipelinetest
+
+import (
+	"sort"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// diffRow lists, one line per column and in column order, how got differs
+// from want, each line starting with prefix (e.g. "after."). In an event
+// a column that is absent differs from one that is null (absent means
+// "not sent, leave it alone"); in a table row they are the same
+// (absentIsNull), as a missing column reads NULL.
+func diffRow(prefix string, want, got change.Row, absentIsNull bool) []string {
+	names := make([]string, 0, len(want)+len(got))
+	for k := range want {
+		names = append(names, k)
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			names = append(names, k)
+		}
+	}
+	sort.Strings(names)
+	var lines []string
+	for _, k := range names {
+		w, inWant := want[k]
+		g, inGot := got[k]
+		switch {
+		case inWant && inGot:
+			if !Equal(w, g) {
+				lines = append(lines, prefix+k+": want "+Format(w)+", got "+Format(g))
+			}
+		case absentIsNull && w == nil && g == nil:
+		case inWant && absentIsNull:
+			lines = append(lines, prefix+k+": want "+Format(w)+", got null (no such column)")
+		case inWant:
+			lines = append(lines, prefix+k+": want "+Format(w)+", got no such column")
+		default:
+			lines = append(lines, prefix+k+": not expected, got "+Format(g))
+		}
+	}
+	return lines
+}

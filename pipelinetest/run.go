@@ -1,0 +1,497 @@
+package pipelinetest
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// Result is the outcome of one test block.
+type Result struct {
+	Name string
+	// Pos is where the test block is written, "FILE:LINE".
+	Pos    string
+	Passed bool
+	// Failure says why the test failed, one problem per paragraph, each
+	// pointing at the expectation's FILE:LINE and showing expected against
+	// actual; empty when the test passed.
+	Failure string
+}
+
+// String is "PASS NAME" or "FAIL NAME (FILE:LINE)" followed by the
+// failure, indented.
+func (r Result) String() string {
+	if r.Passed {
+		return "PASS " + r.Name
+	}
+	return "FAIL " + r.Name + " (" + r.Pos + ")\n" + indent(r.Failure, "    ")
+}
+
+// Run runs every test block of cfg in memory: for each test it compiles
+// the pipeline's transforms with reg (sources and sinks are never
+// opened), turns each input into a change event, routes it through the
+// graph and compares what reaches each sink with the test's `expect` and
+// `expect_table` blocks. Tests are independent: each gets a new graph.
+//
+// Inputs become events as a source would deliver them:
+//   - each input is its own source transaction (a Boundary) at the next
+//     position of the stream of the first postgres source whose `tables`
+//     match the input's table, else of the first other source; the
+//     columns that source `exclude`s are removed, as PostgreSQL would
+//     never send them;
+//   - Key, when the input gives none, is taken from the row (After, else
+//     Before): the `key` columns of the first sink downstream that sets
+//     one the row has, else "id" when the row has it;
+//   - Changed is every column of After for inserts and snapshots, and the
+//     columns whose value differs from Before for updates.
+//
+// What reaches a sink is compared, Marks left out, with its `expect`
+// blocks in order (op always; before, after and key when the expect gives
+// them). A sink the test names in no expect and no expect_table must
+// receive nothing, unless the test's only expectations are expect_table
+// blocks (then it is about final tables, and says nothing of other
+// sinks). A transform failure fails the test.
+//
+// expect_table compares the rows a Table model holds after every input.
+// When the sink writes back into the table its source reads (a postgres
+// sink on the source's dsn, e.g. an online backfill in mode "update"),
+// the model starts from that table: each input is applied to it as the
+// source database applied it before what the sink received for it.
+func Run(cfg *dsl.Config, reg engine.Registry) []Result {
+	results := make([]Result, 0, len(cfg.Tests))
+	for _, t := range cfg.Tests {
+		results = append(results, runTest(cfg, reg, t))
+	}
+	return results
+}
+
+// Count returns how many results passed and failed.
+func Count(results []Result) (passed, failed int) {
+	for _, r := range results {
+		if r.Passed {
+			passed++
+		} else {
+			failed++
+		}
+	}
+	return passed, failed
+}
+
+func runTest(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) Result {
+	res := Result{Name: t.Name, Pos: lineOf(t.DeclRange.Filename, t.DeclRange.Start.Line)}
+	problems := check(cfg, reg, t)
+	res.Passed = len(problems) == 0
+	res.Failure = strings.Join(problems, "\n")
+	return res
+}
+
+// delivery is one event a sink received and the input it came from.
+type delivery struct {
+	event change.Event
+	input int // index into trace.inputs
+}
+
+// trace is what happened in one test: the inputs as their sources
+// delivered them, and what each sink received.
+type trace struct {
+	inputs   []change.Event
+	sources  []*dsl.Source // per input
+	received map[string][]delivery
+}
+
+// events returns what sink received, in order.
+func (tr *trace) events(sink string) []change.Event {
+	ds := tr.received[sink]
+	out := make([]change.Event, len(ds))
+	for i, d := range ds {
+		out[i] = d.event
+	}
+	return out
+}
+
+// check runs one test and returns its problems.
+func check(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) []string {
+	g, err := engine.Compile(cfg, reg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return []string{"the pipeline does not build: " + err.Error()}
+	}
+	tr := &trace{received: map[string][]delivery{}}
+	var problems []string
+	next := map[string]uint64{} // per source, the last position used
+	for i, in := range t.Inputs {
+		where := fmt.Sprintf("input %d (%s)", i+1, lineOf(in.DeclRange.Filename, in.DeclRange.Start.Line))
+		src, err := sourceFor(cfg, &in.Event)
+		if err != nil {
+			return append(problems, where+": "+err.Error())
+		}
+		next[src.Name]++
+		e := inputEvent(cfg, g, src, &in.Event, next[src.Name])
+		tr.inputs, tr.sources = append(tr.inputs, e), append(tr.sources, src)
+		perSink, failed := g.Route(src.Name, []change.Event{e})
+		for _, f := range failed {
+			problems = append(problems, where+": "+f.Err.Error())
+		}
+		for sink, events := range perSink {
+			for _, ev := range events {
+				if ev.Op != change.Mark {
+					tr.received[sink] = append(tr.received[sink], delivery{ev, i})
+				}
+			}
+		}
+	}
+	problems = append(problems, checkExpects(cfg, t, tr)...)
+	for _, et := range t.ExpectTables {
+		problems = append(problems, checkTable(cfg, et, tr)...)
+	}
+	return problems
+}
+
+// sourceFor picks the source an input arrives from: the first postgres
+// source that publishes its table, else the first source that names no
+// tables (kafka, file).
+func sourceFor(cfg *dsl.Config, e *change.Event) (*dsl.Source, error) {
+	var other *dsl.Source
+	for _, s := range cfg.Sources {
+		if s.Postgres == nil {
+			if other == nil {
+				other = s
+			}
+			continue
+		}
+		for _, pattern := range s.Postgres.Tables {
+			if pattern == e.QualifiedTable() || pattern == e.Schema+".*" {
+				return s, nil
+			}
+		}
+	}
+	if other != nil {
+		return other, nil
+	}
+	var names []string
+	for _, s := range cfg.Sources {
+		if s.Postgres != nil {
+			names = append(names, s.Name+" ("+strings.Join(s.Postgres.Tables, ", ")+")")
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("the pipeline has no source for table %s to come from", e.QualifiedTable())
+	}
+	return nil, fmt.Errorf("no source reads table %s: the sources read %s; add the table to a source's tables or fix the input's label", e.QualifiedTable(), strings.Join(names, "; "))
+}
+
+// inputEvent completes a test input into the event src would deliver at
+// offset n of its stream.
+func inputEvent(cfg *dsl.Config, g *engine.Graph, src *dsl.Source, in *change.Event, n uint64) change.Event {
+	e := *in
+	e.Position = change.Position{Source: src.Name, Offset: n}
+	e.Tx = change.Tx{ID: n}
+	e.Boundary = true
+	if src.Postgres != nil {
+		prefix := e.QualifiedTable() + "."
+		for _, x := range src.Postgres.Exclude {
+			if col, ok := strings.CutPrefix(x, prefix); ok {
+				e.Before, e.After, e.Key = without1(e.Before, col), without1(e.After, col), without1(e.Key, col)
+			}
+		}
+	}
+	if e.Key == nil {
+		e.Key = inputKey(cfg, g.SinksOf(src.Name), e.Row())
+	}
+	if e.Changed == nil {
+		e.Changed = changed(&e)
+	}
+	return e
+}
+
+// without1 returns r less column c, copied if it had it.
+func without1(r change.Row, c string) change.Row {
+	if _, ok := r[c]; !ok {
+		return r
+	}
+	r = r.Clone()
+	delete(r, c)
+	return r
+}
+
+// inputKey is the Key of a row whose input gives none: the key columns
+// of the first downstream sink that sets some the row has, else "id".
+func inputKey(cfg *dsl.Config, sinks []string, row change.Row) change.Row {
+	for _, name := range sinks {
+		cols := sinkKey(findSink(cfg, name))
+		if len(cols) == 0 {
+			continue
+		}
+		key := change.Row{}
+		for _, c := range cols {
+			if v, ok := row[c]; ok {
+				key[c] = v
+			}
+		}
+		if len(key) == len(cols) {
+			return key
+		}
+	}
+	if v, ok := row["id"]; ok {
+		return change.Row{"id": v}
+	}
+	return nil
+}
+
+// sinkKey is the `key` a sink sets (nil when it sets none).
+func sinkKey(s *dsl.Sink) []string {
+	switch {
+	case s == nil:
+	case tableSink(s) != nil:
+		return tableSink(s).Key
+	case s.Kafka != nil:
+		return s.Kafka.Key
+	}
+	return nil
+}
+
+// tableSink is a mysql or postgres sink's settings, nil for other sinks.
+func tableSink(s *dsl.Sink) *dsl.TableSink {
+	if s.MySQL != nil {
+		return s.MySQL
+	}
+	return s.Postgres
+}
+
+func findSink(cfg *dsl.Config, name string) *dsl.Sink {
+	for _, s := range cfg.Sinks {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func changed(e *change.Event) []string {
+	switch e.Op {
+	case change.Insert, change.Snapshot:
+		return e.After.Names()
+	case change.Update:
+		var names []string
+		for _, c := range e.After.Names() {
+			if v, ok := e.Before[c]; !ok || !Equal(v, e.After[c]) {
+				names = append(names, c)
+			}
+		}
+		return names
+	}
+	return nil
+}
+
+// checkExpects compares what each sink received with the test's expect
+// blocks, and applies the nothing-reaches rule to the sinks it names in
+// none (see Run).
+func checkExpects(cfg *dsl.Config, t *dsl.Test, tr *trace) []string {
+	var problems []string
+	bySink := map[string][]dsl.TestExpect{}
+	var order []string
+	for _, x := range t.Expects {
+		if _, seen := bySink[x.Sink]; !seen {
+			order = append(order, x.Sink)
+		}
+		bySink[x.Sink] = append(bySink[x.Sink], x)
+	}
+	for _, sink := range order {
+		if findSink(cfg, sink) == nil {
+			problems = append(problems, fmt.Sprintf("expect %q (%s): the pipeline has no sink %q", "sink."+sink, lineOf(bySink[sink][0].DeclRange.Filename, bySink[sink][0].DeclRange.Start.Line), sink))
+			continue
+		}
+		problems = append(problems, compareEvents(sink, bySink[sink], tr.events(sink))...)
+	}
+	if len(t.Expects) == 0 && len(t.ExpectTables) > 0 {
+		return problems
+	}
+	for _, s := range cfg.Sinks {
+		_, expected := bySink[s.Name]
+		if expected || slices.ContainsFunc(t.ExpectTables, func(et dsl.TestExpectTable) bool { return et.Sink == s.Name }) {
+			continue
+		}
+		if got := tr.events(s.Name); len(got) > 0 {
+			p := fmt.Sprintf("sink.%s: the test has no expect for it, so nothing may reach it, but %d event(s) did:", s.Name, len(got))
+			for i := range got {
+				p += "\n  " + describe(&got[i])
+			}
+			problems = append(problems, p)
+		}
+	}
+	return problems
+}
+
+// compareEvents compares one sink's expects with what it received, in
+// order.
+func compareEvents(sink string, want []dsl.TestExpect, got []change.Event) []string {
+	var problems []string
+	for i := 0; i < max(len(want), len(got)); i++ {
+		switch {
+		case i >= len(got):
+			problems = append(problems, fmt.Sprintf("expect %q (%s): event %d never reached the sink (it received %d); wanted:\n  %s",
+				"sink."+sink, lineOf(want[i].DeclRange.Filename, want[i].DeclRange.Start.Line), i+1, len(got), describe(&want[i].Event)))
+		case i >= len(want):
+			problems = append(problems, fmt.Sprintf("sink.%s: unexpected event %d (the test expects %d):\n  %s", sink, i+1, len(want), describe(&got[i])))
+		default:
+			if diff := diffEvent(&want[i].Event, &got[i]); len(diff) > 0 {
+				problems = append(problems, fmt.Sprintf("expect %q (%s): event %d differs:\n  %s\n  want: %s\n  got:  %s",
+					"sink."+sink, lineOf(want[i].DeclRange.Filename, want[i].DeclRange.Start.Line), i+1, strings.Join(diff, "\n  "), describe(&want[i].Event), describe(&got[i])))
+			}
+		}
+	}
+	return problems
+}
+
+// diffEvent compares an event with an expectation: op always; before,
+// after and key when the expectation gives them.
+func diffEvent(want, got *change.Event) []string {
+	var lines []string
+	if want.Op != 0 && want.Op != got.Op {
+		lines = append(lines, "op: want "+want.Op.String()+", got "+got.Op.String())
+	}
+	for _, part := range []struct {
+		name      string
+		want, got change.Row
+	}{{"before", want.Before, got.Before}, {"after", want.After, got.After}, {"key", want.Key, got.Key}} {
+		switch {
+		case part.want == nil:
+		case part.got == nil:
+			lines = append(lines, part.name+": want "+Format(part.want)+", got none")
+		default:
+			lines = append(lines, diffRow(part.name+".", part.want, part.got, false)...)
+		}
+	}
+	return lines
+}
+
+// describe is a one-line view of an event: op, table and the parts it has.
+func describe(e *change.Event) string {
+	s := "any op" // an expect may leave op out
+	if e.Op != 0 {
+		s = e.Op.String()
+	}
+	if t := e.QualifiedTable(); t != "" {
+		s += " " + t
+	}
+	if e.Key != nil {
+		s += " key = " + Format(e.Key)
+	}
+	if e.Before != nil {
+		s += " before = " + Format(e.Before)
+	}
+	if e.After != nil {
+		s += " after = " + Format(e.After)
+	}
+	return s
+}
+
+// checkTable models the target tables of one sink from what it received
+// and compares the one the expect_table names with the expected rows.
+//
+// A sink that writes back into a table its own source reads (a postgres
+// sink with the source's dsn, writing the input's table, as in an
+// expand/backfill migration) starts from that table's rows: each input is
+// first applied to the model as the source database applied it, then
+// what the sink received for it.
+func checkTable(cfg *dsl.Config, et dsl.TestExpectTable, tr *trace) []string {
+	where := fmt.Sprintf("expect_table %q (%s)", "sink."+et.Sink, lineOf(et.DeclRange.Filename, et.DeclRange.Start.Line))
+	s := findSink(cfg, et.Sink)
+	if s == nil {
+		return []string{fmt.Sprintf("%s: the pipeline has no sink %q", where, et.Sink)}
+	}
+	ts := tableSink(s)
+	tables := map[string]*Table{}
+	var names []string
+	table := func(e *change.Event) *Table {
+		name := e.Table
+		if ts != nil && ts.Table != "" {
+			name = ts.Table
+		}
+		t, ok := tables[name]
+		if !ok {
+			t = NewTable(name, ts)
+			tables[name] = t
+			names = append(names, name)
+		}
+		return t
+	}
+	got := tr.received[et.Sink]
+	for i := range tr.inputs {
+		if in := &tr.inputs[i]; writesBack(s, tr.sources[i], in) {
+			if err := table(in).ApplySource(in); err != nil {
+				return []string{where + ": " + err.Error()}
+			}
+		}
+		for ; len(got) > 0 && got[0].input == i; got = got[1:] {
+			if err := table(&got[0].event).Apply(&got[0].event); err != nil {
+				return []string{where + ": " + err.Error()}
+			}
+		}
+	}
+	var t *Table
+	switch {
+	case et.Table != "":
+		t = tables[et.Table]
+		if t == nil {
+			t = NewTable(et.Table, ts)
+		}
+	case len(names) == 0:
+		t = NewTable("", ts)
+	case len(names) == 1:
+		t = tables[names[0]]
+	default:
+		return []string{fmt.Sprintf("%s: the sink wrote tables %s: say which one with table = \"...\"", where, strings.Join(names, ", "))}
+	}
+	diff := t.Diff(et.Rows)
+	if len(diff) == 0 {
+		return nil
+	}
+	label := "table"
+	if t.Name != "" {
+		label = "table " + t.Name
+	}
+	p := fmt.Sprintf("%s: %s differs:\n  %s", where, label, strings.Join(diff, "\n  "))
+	p += "\n  want rows: " + formatRows(et.Rows) + "\n  got rows:  " + formatRows(t.Rows())
+	return []string{p}
+}
+
+// writesBack reports whether sink s writes into the very table that
+// src delivered e from: a postgres sink on the source's dsn whose table
+// is e's (by default it is). An append-mode sink writes a history, never
+// its source table.
+func writesBack(s *dsl.Sink, src *dsl.Source, e *change.Event) bool {
+	if s.Postgres == nil || src.Postgres == nil || s.Postgres.DSN != src.Postgres.DSN || s.Postgres.Mode == "append" {
+		return false
+	}
+	t := s.Postgres.Table
+	return t == "" || t == e.Table || t == e.QualifiedTable()
+}
+
+func formatRows(rows []change.Row) string {
+	if len(rows) == 0 {
+		return "[]"
+	}
+	parts := make([]string, len(rows))
+	for i, r := range rows {
+		parts[i] = Format(r)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
+}
+
+// lineOf formats where a block is written as FILE:LINE. It takes the
+// range's parts so that this package need not import HCL (only dsl does).
+func lineOf(filename string, line int) string {
+	return fmt.Sprintf("%s:%d", filename, line)
+}
+
+func indent(s, prefix string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}

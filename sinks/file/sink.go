@@ -1,0 +1,140 @@
+package file
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/format"
+)
+
+// bufferSize is the write buffer; a Flush empties it.
+const bufferSize = 256 << 10
+
+// Sink writes JSON Lines to a file or standard output. It is used from
+// one goroutine, as engine.Sink requires.
+type Sink struct {
+	name   string
+	path   string
+	format format.Format
+	stdout io.Writer // where path "-" writes; os.Stdout
+
+	f      *os.File
+	w      *bufio.Writer
+	length int64 // bytes in the file, written ones included
+	line   []byte
+}
+
+var _ engine.Sink = (*Sink)(nil)
+
+// New builds the sink of a `sink "file"` block.
+func New(_ engine.Build, s *dsl.Sink) (engine.Sink, error) {
+	if s.File == nil || s.File.Path == "" {
+		return nil, engine.Permanent(fmt.Errorf("sink %q: path is required (\"-\" for standard output)", s.Name))
+	}
+	f, err := format.Lookup(s.File.Format)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("sink %q: %w", s.Name, err))
+	}
+	return &Sink{name: s.Name, path: s.File.Path, format: f, stdout: os.Stdout}, nil
+}
+
+// saved is what Flush returns and Open reads back.
+type saved struct {
+	Version    int               `json:"v"`
+	Checkpoint change.Checkpoint `json:"checkpoint"`
+	Length     int64             `json:"length"`
+}
+
+// Open truncates the file to the saved length and returns the saved
+// checkpoint (see the package documentation).
+func (s *Sink) Open(_ context.Context, b []byte) (change.Checkpoint, error) {
+	sv := saved{Checkpoint: change.Checkpoint{}}
+	if b != nil {
+		if err := json.Unmarshal(b, &sv); err != nil || sv.Version != 1 || sv.Length < 0 {
+			return nil, engine.Permanent(fmt.Errorf("sink %q: the state file's record for this sink is damaged (%v); move %s and the state file away to start over", s.name, err, s.path))
+		}
+		if sv.Checkpoint == nil {
+			sv.Checkpoint = change.Checkpoint{}
+		}
+	}
+	if s.path == "-" {
+		s.w = bufio.NewWriterSize(s.stdout, bufferSize)
+		return sv.Checkpoint, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o755); err != nil {
+		return nil, fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("sink %q: %w", s.name, err)
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() < sv.Length {
+		f.Close()
+		return nil, engine.Permanent(fmt.Errorf("sink %q: %s has %d bytes but %d were committed to it: it was changed outside sluice; move it and the state file away to start over", s.name, s.path, st.Size(), sv.Length))
+	}
+	if err == nil {
+		err = f.Truncate(sv.Length)
+	}
+	if err == nil {
+		_, err = f.Seek(sv.Length, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+	}
+	s.f, s.w, s.length = f, bufio.NewWriterSize(f, bufferSize), sv.Length
+	return sv.Checkpoint, nil
+}
+
+// Write encodes events into the buffer; marks are skipped.
+func (s *Sink) Write(_ context.Context, events []change.Event) error {
+	for i := range events {
+		s.line = s.format.Append(s.line[:0], &events[i])
+		if len(s.line) == 0 {
+			continue
+		}
+		s.line = append(s.line, '\n')
+		n, err := s.w.Write(s.line)
+		s.length += int64(n)
+		if err != nil {
+			return fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+		}
+	}
+	return nil
+}
+
+// Flush writes the buffer, fsyncs the file and returns the checkpoint and
+// the file's length for the next Open.
+func (s *Sink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, error) {
+	if err := s.w.Flush(); err != nil {
+		return nil, fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+	}
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return nil, fmt.Errorf("sink %q: %s: fsync: %w", s.name, s.path, err)
+		}
+	}
+	return json.Marshal(saved{Version: 1, Checkpoint: cp, Length: s.length})
+}
+
+// Close closes the file without flushing: what was not flushed is not
+// committed, and the next Open cuts it off. Standard output is flushed,
+// for the person watching.
+func (s *Sink) Close() error {
+	if s.f == nil {
+		if s.w != nil {
+			return s.w.Flush()
+		}
+		return nil
+	}
+	return s.f.Close()
+}

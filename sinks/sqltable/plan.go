@@ -1,0 +1,484 @@
+package sqltable
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// plan turns one event into row operations on the batcher.
+func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
+	if e.Op == change.Truncate {
+		// Refused like a bad row, so that on_error decides: the default
+		// stops the pipeline; dead_letter records it and carries on.
+		return &engine.RejectError{Event: *e, Err: fmt.Errorf("%s sink %q: source table %s was truncated; sluice never empties a target table on its own: empty the target table yourself, and dead-letter this event to carry on",
+			s.d.Name(), s.name, e.QualifiedTable())}
+	}
+	if !e.Op.IsRow() {
+		return engine.Permanent(fmt.Errorf("%s sink %q: event at position %s of %s has op %s, which no sink applies", s.d.Name(), s.name, e.Position.String(), e.QualifiedTable(), e.Op))
+	}
+	t, err := s.tableFor(ctx, e)
+	if err != nil {
+		return err
+	}
+	switch s.opts.mode {
+	case ModeAppend:
+		if e.Op == change.Delete && s.opts.delete == DeleteSkip {
+			return nil
+		}
+		var commit any
+		if !e.Tx.CommitTime.IsZero() {
+			commit = e.Tx.CommitTime.UTC()
+		}
+		return b.add(ctx, e, opInsert, t, e.Row(), nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
+	case ModeUpdate:
+		if e.After == nil {
+			return nil // update mode changes existing rows; a delete changes none
+		}
+		return s.planUpdate(ctx, b, t, e)
+	}
+	if e.Op == change.Delete {
+		return s.planDelete(ctx, b, t, e, e.Before)
+	}
+	key, err := keyValues(t, e.After, e)
+	if err != nil {
+		return err
+	}
+	if e.Op == change.Update && e.Before != nil {
+		if old, err := keyValues(t, e.Before, e); err == nil && keyString(old) != keyString(key) {
+			// A primary-key update: the old key goes as a delete would.
+			if err := s.planDelete(ctx, b, t, e, e.Before); err != nil {
+				return err
+			}
+		}
+	}
+	var extra []any
+	if s.opts.delete == DeleteSoft {
+		extra = []any{false}
+	}
+	return b.add(ctx, e, opUpsert, t, e.After, nil, extra, keyString(key))
+}
+
+// planDelete removes the row keyed by row (or by e.Key where row lacks
+// key columns) as the delete option says.
+func (s *Sink) planDelete(ctx context.Context, b *batcher, t *table, e *change.Event, row change.Row) error {
+	if s.opts.delete == DeleteSkip {
+		return nil
+	}
+	for _, k := range t.key {
+		if _, ok := row[k]; !ok {
+			row = mergeKey(row, e.Key)
+			break
+		}
+	}
+	key, err := keyValues(t, row, e)
+	if err != nil {
+		return s.planDeleteBySourceKey(ctx, b, t, e, row, err)
+	}
+	if s.opts.delete == DeleteSoft {
+		return b.add(ctx, e, opUpsert, t, row, nil, []any{true}, keyString(key))
+	}
+	return b.add(ctx, e, opDelete, t, row, t.key, nil, keyString(key))
+}
+
+// planDeleteBySourceKey handles a delete whose row lacks a column of the
+// sink's key. Under PostgreSQL's default replica identity a delete carries
+// only the source's primary key, so a sink keyed by other columns (the
+// pasta example: key = ["name"]) cannot name the row by its own key; it
+// finds it by the source key instead, when the target has those columns.
+// Otherwise the delete is rejected, saying what to change.
+func (s *Sink) planDeleteBySourceKey(ctx context.Context, b *batcher, t *table, e *change.Event, row change.Row, cause error) error {
+	src := e.Key.Names()
+	ok := len(src) > 0 && (s.opts.delete != DeleteSoft || len(src) == len(t.key))
+	vals := make([]any, len(src))
+	for i, c := range src {
+		v, present := row[c]
+		_, inTarget := t.cols[c]
+		ok = ok && present && v != nil && inTarget
+		vals[i] = v
+	}
+	if !ok {
+		return &engine.RejectError{Event: *e, Err: fmt.Errorf("%v: the delete carries only the source table's key; run ALTER TABLE %s REPLICA IDENTITY FULL on the source so that deletes carry every column, or key the sink by the source's primary key", cause, e.QualifiedTable())}
+	}
+	key := "source key " + keyString(vals)
+	if s.opts.delete == DeleteSoft {
+		// UPDATE ... SET __deleted = true matching the source key columns
+		return b.add(ctx, e, opUpdate, t, row, src, []any{true}, key)
+	}
+	return b.add(ctx, e, opDelete, t, row, src, nil, key)
+}
+
+// planUpdate queues the configured columns present in e.After for the
+// existing row with After's key. Rows of one column set share a multi-row
+// UPDATE that writes a row only where one of them differs.
+func (s *Sink) planUpdate(ctx context.Context, b *batcher, t *table, e *change.Event) error {
+	key, err := keyValues(t, e.After, e)
+	if err != nil {
+		return err
+	}
+	cols := make([]string, 0, len(t.key)+len(s.opts.columns))
+	cols = append(cols, t.key...)
+	for _, c := range s.opts.columns {
+		if _, ok := e.After[c]; ok {
+			cols = append(cols, c) // absent ones are left as they are
+		}
+	}
+	if len(cols) == len(t.key) {
+		return nil
+	}
+	return b.add(ctx, e, opUpdate, t, e.After, cols, nil, keyString(key))
+}
+
+// onTable names t in a statement error.
+func onTable(err error, t *table) error {
+	if se, ok := err.(*statementError); ok {
+		se.table = t.name.String()
+	}
+	return err
+}
+
+// keyValues returns row's values of t's key columns, or a RejectError
+// when the row lacks one.
+func keyValues(t *table, row change.Row, e *change.Event) ([]any, error) {
+	vals := make([]any, len(t.key))
+	for i, k := range t.key {
+		v, ok := row[k]
+		if !ok || v == nil {
+			return nil, &engine.RejectError{Event: *e, Err: fmt.Errorf("the row has no value for key column %q of %s", k, t.name)}
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// mergeKey returns row with key's columns added (a copy; rows are shared).
+func mergeKey(row, key change.Row) change.Row {
+	out := make(change.Row, len(row)+len(key))
+	for c, v := range row {
+		out[c] = v
+	}
+	for c, v := range key {
+		out[c] = v
+	}
+	return out
+}
+
+// keyString identifies a key within a statement, so that one statement
+// never touches a row twice.
+func keyString(vals []any) string {
+	var b []byte
+	for _, v := range vals {
+		switch v := v.(type) {
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case string:
+			b = append(b, v...)
+		default:
+			b = fmt.Append(b, v)
+		}
+		b = append(b, 0)
+	}
+	return string(b)
+}
+
+// positionText is the __position value of append mode: OFFSET.INDEX,
+// prefixed by the partition for partitioned sources.
+func positionText(p change.Position) string {
+	if p.Partition == "" {
+		return p.String()
+	}
+	return p.Partition + "@" + p.String()
+}
+
+type opKind uint8
+
+const (
+	opUpsert opKind = iota + 1 // INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE
+	opInsert                   // plain INSERT (append mode)
+	opDelete                   // DELETE ... WHERE key IN (...)
+	opUpdate                   // UPDATE ... FROM rows WHERE key matches and a value differs (update mode)
+)
+
+// batcher gathers consecutive rows of one table, one kind and one column
+// set, with distinct keys, into one multi-row statement; anything else
+// ends the statement, so the order of changes per key is kept.
+type batcher struct {
+	s     *Sink
+	kind  opKind
+	t     *table
+	cols  []string // statement columns: the row's (sorted), then the reserved ones
+	nrow  int      // how many of cols come from the row
+	args  []any
+	rows  int
+	max   int
+	keys  map[string]struct{}
+	extra int
+	bytes int // approximate size of args
+	// cur is the index of the event being planned; first that of the
+	// event that started the queued statement.
+	cur, first int
+}
+
+// add queues one row of e. only, when set, lists the columns taken from
+// row (a delete's key); otherwise all of row's columns are written.
+// extra are the values of the mode's reserved columns.
+func (b *batcher) add(ctx context.Context, e *change.Event, kind opKind, t *table, row change.Row, only []string, extra []any, key string) error {
+	if !b.fits(kind, t, row, only, len(extra), key) {
+		if err := b.flush(ctx); err != nil {
+			return err
+		}
+		b.start(kind, t, row, only, len(extra))
+	}
+	mark := len(b.args)
+	for _, c := range b.cols[:b.nrow] {
+		v, err := b.s.d.Value(row[c], t.cols[c])
+		if err != nil {
+			b.args = b.args[:mark]
+			return &engine.RejectError{Event: *e, Err: fmt.Errorf("column %q: %w", c, err)}
+		}
+		b.args = append(b.args, v)
+	}
+	for i, v := range extra {
+		cv, err := b.s.d.Value(v, t.cols[b.cols[b.nrow+i]])
+		if err != nil {
+			b.args = b.args[:mark]
+			return &engine.RejectError{Event: *e, Err: err}
+		}
+		b.args = append(b.args, cv)
+	}
+	for _, v := range b.args[mark:] {
+		switch v := v.(type) {
+		case string:
+			b.bytes += len(v)
+		case []byte:
+			b.bytes += len(v)
+		default:
+			b.bytes += 8
+		}
+	}
+	b.rows++
+	if key != "" {
+		b.keys[key] = struct{}{}
+	}
+	if b.rows >= b.max || b.bytes >= MaxStatementBytes {
+		return b.flush(ctx)
+	}
+	return nil
+}
+
+func (b *batcher) fits(kind opKind, t *table, row change.Row, only []string, extra int, key string) bool {
+	if b.rows == 0 || b.kind != kind || b.t != t || b.extra != extra {
+		return false
+	}
+	if _, dup := b.keys[key]; dup && key != "" {
+		return false
+	}
+	if only != nil {
+		if len(only) != b.nrow {
+			return false
+		}
+		for i, c := range only {
+			if b.cols[i] != c {
+				return false
+			}
+		}
+		return true
+	}
+	if len(row) != b.nrow {
+		return false
+	}
+	for _, c := range b.cols[:b.nrow] {
+		if _, ok := row[c]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, extra int) {
+	b.kind, b.t, b.extra, b.rows, b.first = kind, t, extra, 0, b.cur
+	if only != nil {
+		b.cols = append(b.cols[:0], only...)
+	} else {
+		b.cols = append(b.cols[:0], row.Names()...)
+	}
+	b.nrow = len(b.cols)
+	if extra > 0 {
+		names, _ := b.s.extraColumns()
+		b.cols = append(b.cols, names[:extra]...)
+	}
+	b.max = MaxStatementRows
+	if m := b.s.d.MaxParams() / max(len(b.cols), 1); m < b.max {
+		b.max = max(m, 1)
+	}
+	if b.keys == nil {
+		b.keys = map[string]struct{}{}
+	} else {
+		clear(b.keys)
+	}
+	b.args = b.args[:0]
+	b.bytes = 0
+}
+
+// flush executes the queued statement, if any.
+func (b *batcher) flush(ctx context.Context) error {
+	if b.rows == 0 {
+		return nil
+	}
+	s, d := b.s, b.s.d
+	var q strings.Builder
+	q.Grow(len(b.args)*4 + 128)
+	n := 0
+	unnest, arrays, byArray := b.arrayArgs()
+	switch {
+	case b.kind == opUpdate:
+		src := ""
+		if byArray {
+			src = "(" + unnest + ") AS v (" + s.quoteAll(b.cols) + ")"
+			b.args = append(b.args[:0], arrays...)
+		} else {
+			types := make([]string, len(b.cols))
+			for i, c := range b.cols {
+				types[i] = b.t.cols[c]
+			}
+			src = d.RowsSource(b.cols, types, b.rows)
+		}
+		q.WriteString(b.updateFrom(src))
+	case byArray && b.kind == opDelete:
+		fmt.Fprintf(&q, "DELETE FROM %s WHERE (%s) IN (%s)", b.t.name.quoted(d), s.quoteAll(b.cols), unnest)
+		b.args = append(b.args[:0], arrays...)
+	case byArray:
+		fmt.Fprintf(&q, "INSERT INTO %s (%s) %s", b.t.name.quoted(d), s.quoteAll(b.cols), unnest)
+		b.args = append(b.args[:0], arrays...)
+	case b.kind == opDelete:
+		fmt.Fprintf(&q, "DELETE FROM %s WHERE ", b.t.name.quoted(d))
+		if len(b.cols) == 1 {
+			q.WriteString(d.Quote(b.cols[0]) + " IN (")
+		} else {
+			q.WriteString("(" + s.quoteAll(b.cols) + ") IN (")
+		}
+		for r := 0; r < b.rows; r++ {
+			if r > 0 {
+				q.WriteString(", ")
+			}
+			if len(b.cols) > 1 {
+				q.WriteByte('(')
+			}
+			for c := range b.cols {
+				if c > 0 {
+					q.WriteString(", ")
+				}
+				n++
+				q.WriteString(d.Placeholder(n))
+			}
+			if len(b.cols) > 1 {
+				q.WriteByte(')')
+			}
+		}
+		q.WriteByte(')')
+	default:
+		fmt.Fprintf(&q, "INSERT INTO %s (%s) VALUES ", b.t.name.quoted(d), s.quoteAll(b.cols))
+		for r := 0; r < b.rows; r++ {
+			if r > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('(')
+			for c := range b.cols {
+				if c > 0 {
+					q.WriteString(", ")
+				}
+				n++
+				q.WriteString(d.Placeholder(n))
+			}
+			q.WriteByte(')')
+		}
+	}
+	if b.kind == opUpsert {
+		update := make([]string, 0, len(b.cols))
+		for _, c := range b.cols {
+			if !contains(b.t.key, c) {
+				update = append(update, c)
+			}
+		}
+		q.WriteString(d.OnConflict(b.t.key, update))
+	}
+	s.dirty = true
+	err := onTable(s.exec(ctx, q.String(), b.args...), b.t)
+	if se, ok := err.(*statementError); ok {
+		se.first = b.first
+	}
+	b.rows, b.bytes = 0, 0
+	b.args = b.args[:0]
+	clear(b.keys)
+	return err
+}
+
+// updateFrom writes the UPDATE of update mode from the derived table src
+// of the queued rows: key columns first, then the columns to set.
+func (b *batcher) updateFrom(src string) string {
+	d := b.s.d
+	nkey := len(b.t.key)
+	match := make([]string, nkey)
+	for i, k := range b.cols[:nkey] {
+		match[i] = "t." + d.Quote(k) + " = v." + d.Quote(k)
+	}
+	same := make([]string, 0, len(b.cols)-nkey)
+	for _, c := range b.cols[nkey:] {
+		same = append(same, d.NotDistinct("t."+d.Quote(c), "v."+d.Quote(c)))
+	}
+	changed := "NOT (" + strings.Join(same, " AND ") + ")"
+	return d.UpdateFrom(b.t.name.quoted(d), src, strings.Join(match, " AND "), changed, b.cols[nkey:])
+}
+
+// arrayArgs returns "SELECT * FROM unnest($1::T1[], ...)" over the
+// queued rows, one array parameter per column, and its arguments, where
+// the dialect can.
+func (b *batcher) arrayArgs() (string, []any, bool) {
+	ai, ok := b.s.d.(ArrayInserter)
+	if !ok {
+		return "", nil, false
+	}
+	d := b.s.d
+	types := make([]string, len(b.cols))
+	for i, c := range b.cols {
+		if types[i], ok = ai.ArrayType(b.t.cols[c]); !ok {
+			return "", nil, false
+		}
+	}
+	n := len(b.cols)
+	args := make([]any, n)
+	col := make([]any, b.rows)
+	for i := range b.cols {
+		for r := 0; r < b.rows; r++ {
+			col[r] = b.args[r*n+i]
+		}
+		p, err := ai.ArrayParam(col)
+		if err != nil {
+			return "", nil, false // the statement with one parameter per value reports it
+		}
+		args[i] = p
+	}
+	var q strings.Builder
+	q.WriteString("SELECT * FROM unnest(")
+	for i, t := range types {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString(d.Placeholder(i+1) + "::" + t)
+	}
+	q.WriteString(")")
+	return q.String(), args, true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,21 @@
+// Package webhook is the `sink "webhook"` block: it POSTs batches of
+// change events as a JSON array to an HTTP endpoint, signed and retried.
+//
+// Each request carries Content-Type: application/json, an Idempotency-Key
+// derived from the source positions of the batch's events (the same on
+// every retry of that batch, so a receiver can drop repeats), and, when a
+// secret is set, X-Sluice-Signature: sha256=<hex HMAC-SHA256 of the body>.
+// Network errors, timeouts, 408, 429 and 5xx are retried with exponential
+// backoff and jitter (a Retry-After header wins over the backoff); any
+// other 4xx means the receiver refused an event, which the sink isolates
+// by resending the batch one event per request and reports as an
+// *engine.RejectError so the pipeline's on_error policy applies.
+//
+// A webhook cannot store a checkpoint, so delivery is at least once: Flush
+// returns only when every written event has been answered with a 2xx,
+// and gives back the checkpoint as bytes for the engine's state file;
+// Open reads them back.
+//
+// A Sink is used from one goroutine, as engine.Sink requires. It holds at
+// most one batch of events in memory.
+package webhook

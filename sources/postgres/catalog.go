@@ -1,0 +1,306 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// Severity grades a Finding.
+type Severity string
+
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Finding is one problem found in the live database for a source block.
+// Attribute names the block attribute it concerns (a key of
+// dsl.PostgresSource.Ranges: "dsn", "tables", "exclude", "slot",
+// "publication"), so that the CLI can point at file:line:col.
+type Finding struct {
+	Severity  Severity
+	Attribute string
+	Subject   string // the table, column, slot or publication concerned
+	Message   string // what is wrong
+	Fix       string // what to do about it
+}
+
+func (f Finding) String() string {
+	if f.Fix == "" {
+		return f.Message
+	}
+	return f.Message + ": " + f.Fix
+}
+
+// table is one captured table as the catalog describes it.
+type table struct {
+	Schema, Name string
+	OID          uint32
+	Columns      []tableColumn // published columns (exclude removed), in table order
+	Excluded     []string
+	PK           []string // primary-key columns in key order; empty without a primary key
+	IdentityCols []string // the replica identity index's columns under REPLICA IDENTITY USING INDEX
+	Identity     byte     // relreplident: d(efault), f(ull), i(ndex), n(othing)
+	Estimate     int64    // pg_class.reltuples, 0 when never analysed
+	CanSelect    bool     // the current role may read it (the snapshot does)
+}
+
+type tableColumn struct {
+	Name      string
+	TypeOID   uint32
+	TypeMod   int32
+	TypeName  string
+	NotNull   bool
+	Toastable bool // varlena stored out of line when large (attstorage x or e)
+}
+
+func (t *table) qualified() string { return t.Schema + "." + t.Name }
+
+func (t *table) ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
+
+// relation describes the table's published columns for events.
+func (t *table) relation() *change.Relation {
+	r := &change.Relation{Schema: t.Schema, Table: t.Name, Version: 1}
+	for _, c := range t.Columns {
+		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: contains(t.PK, c.Name), NotNull: c.NotNull})
+	}
+	return r
+}
+
+// splitQualified splits "schema.table" (a bare name means public).
+func splitQualified(s string) (schema, name string) {
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "public", s
+}
+
+// resolveTables expands the declared table patterns against the catalog
+// and describes each table. Problems a user can fix come back as
+// findings; err is a failure to ask.
+func resolveTables(ctx context.Context, conn *pgx.Conn, patterns, exclude []string) ([]*table, []Finding, error) {
+	var findings []Finding
+	var names [][2]string
+	seen := map[[2]string]bool{}
+	for _, p := range patterns {
+		schema, name := splitQualified(p)
+		var found [][2]string
+		if name == "*" {
+			rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname`, schema)
+			if err != nil {
+				return nil, nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
+			}
+			for rows.Next() {
+				var s, n string
+				if err := rows.Scan(&s, &n); err != nil {
+					rows.Close()
+					return nil, nil, err
+				}
+				found = append(found, [2]string{s, n})
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
+			}
+			if len(found) == 0 {
+				findings = append(findings, Finding{Severity: Warning, Attribute: "tables", Subject: p,
+					Message: fmt.Sprintf("%q matches no table: schema %s has no tables", p, schema),
+					Fix:     "create the tables first or correct the schema name"})
+			}
+		} else {
+			found = [][2]string{{schema, name}}
+		}
+		for _, f := range found {
+			if !seen[f] {
+				seen[f] = true
+				names = append(names, f)
+			}
+		}
+	}
+
+	excl := map[string][]string{}
+	for _, e := range exclude {
+		i := strings.LastIndexByte(e, '.')
+		if i < 0 || strings.Count(e, ".") != 2 {
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: e,
+				Message: fmt.Sprintf("exclude entry %q is not schema.table.column", e),
+				Fix:     `write it as "public.users.password"`})
+			continue
+		}
+		excl[e[:i]] = append(excl[e[:i]], e[i+1:])
+	}
+
+	var tables []*table
+	for _, n := range names {
+		t, err := describeTable(ctx, conn, n[0], n[1])
+		if err != nil {
+			return nil, nil, err
+		}
+		if t == nil {
+			findings = append(findings, Finding{Severity: Error, Attribute: "tables", Subject: n[0] + "." + n[1],
+				Message: fmt.Sprintf("table %s.%s does not exist", n[0], n[1]),
+				Fix:     "create it, or correct the name in tables (names are case-sensitive; write schema.table)"})
+			continue
+		}
+		t.Excluded = excl[t.qualified()]
+		delete(excl, t.qualified())
+		if !t.CanSelect {
+			findings = append(findings, Finding{Severity: Error, Attribute: "tables", Subject: t.qualified(),
+				Message: fmt.Sprintf("the role in dsn may not read table %s (the snapshot and the publication need SELECT)", t.qualified()),
+				Fix:     fmt.Sprintf("run GRANT SELECT ON %s TO <the dsn's user>", t.ident())})
+		}
+		findings = append(findings, t.applyExclude()...)
+		findings = append(findings, t.checkIdentity()...)
+		tables = append(tables, t)
+	}
+	for q, cols := range excl {
+		for _, c := range cols {
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: q + "." + c,
+				Message: fmt.Sprintf("exclude names %s.%s, but table %s is not captured by this source", q, c, q),
+				Fix:     "add the table to tables or remove the entry"})
+		}
+	}
+	return tables, findings, nil
+}
+
+// describeTable reads a table's columns, key and replica identity; nil
+// when the table does not exist.
+func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*table, error) {
+	t := &table{Schema: schema, Name: name}
+	var ident string
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relreplident::text, greatest(c.reltuples, 0)::bigint, has_table_privilege(c.oid, 'SELECT')
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &ident, &t.Estimate, &t.CanSelect)
+	if err == pgx.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe table %s.%s: %w", schema, name, err)
+	}
+	t.Identity = ident[0]
+	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attstorage IN ('x', 'e')
+		FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, t.OID)
+	if err != nil {
+		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+	}
+	for rows.Next() {
+		var c tableColumn
+		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.NotNull, &c.Toastable); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		t.Columns = append(t.Columns, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+	}
+	pk, err := primaryKey(ctx, conn, t.OID)
+	if err != nil {
+		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+	}
+	t.PK = pk
+	if t.Identity == 'i' {
+		rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+			WHERE i.indrelid = $1 AND i.indisreplident`, t.OID)
+		if err == nil {
+			t.IdentityCols, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+		}
+	}
+	return t, nil
+}
+
+// primaryKey returns a table's primary-key columns in key order.
+func primaryKey(ctx context.Context, conn *pgx.Conn, oid uint32) ([]string, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i
+		CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.n`, oid)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// applyExclude removes excluded columns from the published ones.
+func (t *table) applyExclude() []Finding {
+	var findings []Finding
+	for _, x := range t.Excluded {
+		i := -1
+		for j, c := range t.Columns {
+			if c.Name == x {
+				i = j
+			}
+		}
+		switch {
+		case i < 0:
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
+				Message: fmt.Sprintf("column %s does not exist in table %s", x, t.qualified()),
+				Fix:     fmt.Sprintf("the columns of %s are %s", t.qualified(), strings.Join(t.columnNames(), ", "))})
+		case t.Identity == 'f':
+			// PostgreSQL 15 then rejects the application's own UPDATE and
+			// DELETE statements on the table ("column list ... does not
+			// cover the replica identity"): never let exclude cause that.
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
+				Message: fmt.Sprintf("table %s has REPLICA IDENTITY FULL, and PostgreSQL refuses every UPDATE and DELETE on a table whose publication leaves a column out under FULL identity", t.qualified()),
+				Fix:     fmt.Sprintf("use a primary key with REPLICA IDENTITY DEFAULT (ALTER TABLE %s REPLICA IDENTITY DEFAULT), or remove %s in a transform's exclude instead", t.ident(), x)})
+		case contains(t.IdentityCols, x):
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
+				Message: fmt.Sprintf("column %s is part of the replica identity index of %s and cannot be excluded (PostgreSQL would refuse UPDATE and DELETE on the table)", x, t.qualified()),
+				Fix:     "mask it in a transform instead"})
+		case contains(t.PK, x):
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
+				Message: fmt.Sprintf("column %s is part of the primary key of %s and cannot be excluded", x, t.qualified()),
+				Fix:     "updates and deletes are identified by the key; mask it in a transform instead"})
+		default:
+			t.Columns = append(t.Columns[:i:i], t.Columns[i+1:]...)
+		}
+	}
+	return findings
+}
+
+func (t *table) columnNames() []string {
+	names := make([]string, len(t.Columns))
+	for i, c := range t.Columns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// checkIdentity reports tables whose updates and deletes PostgreSQL
+// could not identify, and TOAST columns that updates may leave absent.
+func (t *table) checkIdentity() []Finding {
+	q := t.qualified()
+	switch {
+	case t.Identity == 'n':
+		return []Finding{{Severity: Error, Attribute: "tables", Subject: q,
+			Message: fmt.Sprintf("table %s has REPLICA IDENTITY NOTHING: its updates and deletes cannot be captured", q),
+			Fix:     fmt.Sprintf("run ALTER TABLE %s REPLICA IDENTITY DEFAULT (with a primary key) or REPLICA IDENTITY FULL", t.ident())}}
+	case t.Identity == 'd' && len(t.PK) == 0:
+		return []Finding{{Severity: Error, Attribute: "tables", Subject: q,
+			Message: fmt.Sprintf("table %s has no primary key and REPLICA IDENTITY DEFAULT: its updates and deletes cannot be identified", q),
+			Fix:     fmt.Sprintf("add a primary key, or run ALTER TABLE %s REPLICA IDENTITY FULL", t.ident())}}
+	case t.Identity == 'd':
+		var toast []string
+		for _, c := range t.Columns {
+			if c.Toastable && !contains(t.PK, c.Name) {
+				toast = append(toast, c.Name)
+			}
+		}
+		if len(toast) > 0 {
+			return []Finding{{Severity: Warning, Attribute: "tables", Subject: q,
+				Message: fmt.Sprintf("table %s has TOASTable columns (%s) under REPLICA IDENTITY DEFAULT: an update that leaves a large value unchanged does not carry it, so such columns are absent from the event's after", q, strings.Join(toast, ", ")),
+				Fix:     fmt.Sprintf("fine for database sinks (they keep the stored value); for full rows downstream run ALTER TABLE %s REPLICA IDENTITY FULL", t.ident())}}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,518 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// commitIndex is the Index of the Mark that ends a transaction: above any
+// row's index, so the Mark sorts last, and recognisable, so that an Ack
+// at it confirms the whole transaction to the slot.
+const commitIndex = math.MaxUint32
+
+// heartbeatPrefix is the logical decoding message prefix of heartbeats.
+const heartbeatPrefix = "sluice_heartbeat"
+
+// decoder turns pgoutput messages into events. It keeps the relation
+// cache and the current transaction; it is used by one goroutine.
+type decoder struct {
+	source string
+	types  *typeRegistry
+	// conn looks up type names and primary keys when a Relation message
+	// arrives; nil decodes without the catalog (fuzzing).
+	conn *pgx.Conn
+
+	rels   map[uint32]*relState
+	byName map[string]*relState // the latest shape of each table, also seeded by the snapshot
+
+	inTx  bool
+	tx    change.Tx
+	lsn   uint64 // commit LSN of the current transaction
+	index uint32
+
+	// Reused for every row change (see fastParse).
+	ins          pglogrepl.InsertMessage
+	upd          pglogrepl.UpdateMessage
+	del          pglogrepl.DeleteMessage
+	oldTD, newTD pglogrepl.TupleData
+}
+
+// relState is one table's shape as pgoutput last described it.
+type relState struct {
+	rel  *change.Relation
+	sig  string   // column names and types: equal sig, same shape
+	oids []uint32 // type of each column
+	key  []int    // indexes of the key columns
+	// names lists every column: the Changed of inserts and snapshot rows,
+	// one slice shared by all of them (read-only, like every event field).
+	names []string
+}
+
+func newDecoder(source string, types *typeRegistry, conn *pgx.Conn) *decoder {
+	return &decoder{source: source, types: types, conn: conn, rels: map[uint32]*relState{}, byName: map[string]*relState{}}
+}
+
+// seed registers a table's shape read from the catalog (by the snapshot),
+// so that the stream's first Relation message for an unchanged table
+// keeps Version 1 and the same *Relation.
+func (d *decoder) seed(t *table) *relState {
+	rs := &relState{rel: t.relation()}
+	var sig strings.Builder
+	for i, c := range t.Columns {
+		rs.oids = append(rs.oids, c.TypeOID)
+		fmt.Fprintf(&sig, "%s:%d:%d,", c.Name, c.TypeOID, c.TypeMod)
+		if rs.rel.Columns[i].Key {
+			rs.key = append(rs.key, i)
+		}
+	}
+	if len(rs.key) == 0 { // no primary key: REPLICA IDENTITY FULL identifies by the whole row
+		for i := range t.Columns {
+			rs.key = append(rs.key, i)
+		}
+	}
+	rs.sig = sig.String()
+	rs.names = allNames(rs.rel)
+	d.byName[t.qualified()] = rs
+	return rs
+}
+
+// lookupError is a failed catalog query while decoding: the connection
+// may have gone, so a reconnect may help (unlike a malformed message).
+type lookupError struct{ err error }
+
+func (e *lookupError) Error() string { return e.err.Error() }
+func (e *lookupError) Unwrap() error { return e.err }
+
+// parse parses one pgoutput message; malformed input is an error, never
+// a panic (pglogrepl indexes without bounds checks).
+func parse(data []byte) (msg pglogrepl.Message, err error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("empty pgoutput message")
+	}
+	if !tuplesFit(data) {
+		return nil, fmt.Errorf("malformed pgoutput message of type %q: a column is longer than the message", data[0])
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, fmt.Errorf("malformed pgoutput message of type %q (%d bytes)", data[0], len(data))
+		}
+	}()
+	return pglogrepl.Parse(data)
+}
+
+// fastParse parses the row changes (Insert, Update, Delete: nearly every
+// message) into structures the decoder reuses, with column values that
+// alias data instead of copies: pglogrepl allocates every column and
+// copies it byte by byte, which cost as much CPU as all the rest of
+// decoding. Values are converted (and so copied) before data is reused.
+// ok is false for anything else and for malformed input, which parse
+// then handles.
+func (d *decoder) fastParse(data []byte) (pglogrepl.Message, bool) {
+	if len(data) < 9 || !tuplesFit(data) {
+		return nil, false
+	}
+	rel := binary.BigEndian.Uint32(data[1:])
+	kind := data[5]
+	switch data[0] {
+	case 'I':
+		if kind != 'N' {
+			return nil, false
+		}
+		d.tuple(data, 6, &d.newTD)
+		d.ins.RelationID, d.ins.Tuple = rel, &d.newTD
+		return &d.ins, true
+	case 'U':
+		d.upd.RelationID, d.upd.OldTupleType, d.upd.OldTuple = rel, 0, nil
+		pos := 6
+		switch kind {
+		case 'K', 'O':
+			pos = d.tuple(data, pos, &d.oldTD)
+			if pos >= len(data) || data[pos] != 'N' {
+				return nil, false
+			}
+			pos++
+			d.upd.OldTupleType, d.upd.OldTuple = kind, &d.oldTD
+		case 'N':
+		default:
+			return nil, false
+		}
+		d.tuple(data, pos, &d.newTD)
+		d.upd.NewTuple = &d.newTD
+		return &d.upd, true
+	case 'D':
+		if kind != 'K' && kind != 'O' {
+			return nil, false
+		}
+		d.tuple(data, 6, &d.oldTD)
+		d.del.RelationID, d.del.OldTupleType, d.del.OldTuple = rel, kind, &d.oldTD
+		return &d.del, true
+	}
+	return nil, false
+}
+
+// tuple parses the tuple at data[pos:] into td, reusing its columns, and
+// returns the position after it. tuplesFit has checked the bounds.
+func (d *decoder) tuple(data []byte, pos int, td *pglogrepl.TupleData) int {
+	n := int(binary.BigEndian.Uint16(data[pos:]))
+	pos += 2
+	cols := td.Columns[:0]
+	for i := range n {
+		var c *pglogrepl.TupleDataColumn
+		if i < cap(cols) {
+			c = cols[:i+1][i]
+		}
+		if c == nil {
+			c = new(pglogrepl.TupleDataColumn)
+		}
+		c.DataType, c.Data, c.Length = data[pos], nil, 0
+		pos++
+		if c.DataType == 't' || c.DataType == 'b' {
+			c.Length = binary.BigEndian.Uint32(data[pos:])
+			pos += 4
+			c.Data = data[pos : pos+int(c.Length)]
+			pos += int(c.Length)
+		}
+		cols = append(cols, c)
+	}
+	td.ColumnNum, td.Columns = uint16(n), cols
+	return pos
+}
+
+// tuplesFit checks that every column length in the tuples of an Insert,
+// Update or Delete message, and the relation count of a Truncate, fit in
+// the message, before pglogrepl allocates what they claim.
+func tuplesFit(data []byte) bool {
+	pos := 5 // type byte and relation id
+	if len(data) < pos+1 {
+		return true // too short to hold a tuple: Parse reports it
+	}
+	switch data[0] {
+	case 'T': // relation count, options, one relation id each
+		n := uint64(binary.BigEndian.Uint32(data[1:]))
+		return 5+1+4*n <= uint64(len(data))
+	case 'I', 'D':
+		pos++
+	case 'U':
+		kind := data[pos]
+		pos++
+		if kind == 'K' || kind == 'O' {
+			var ok bool
+			if pos, ok = tupleEnd(data, pos); !ok || pos >= len(data) {
+				return ok
+			}
+			pos++
+		}
+	default:
+		return true
+	}
+	_, ok := tupleEnd(data, pos)
+	return ok
+}
+
+func tupleEnd(data []byte, pos int) (int, bool) {
+	if pos+2 > len(data) {
+		return pos, false
+	}
+	n := int(binary.BigEndian.Uint16(data[pos:]))
+	pos += 2
+	for range n {
+		if pos >= len(data) {
+			return pos, false
+		}
+		kind := data[pos]
+		pos++
+		if kind == 't' || kind == 'b' {
+			if pos+4 > len(data) {
+				return pos, false
+			}
+			l := binary.BigEndian.Uint32(data[pos:])
+			pos += 4
+			if uint64(l) > uint64(len(data)-pos) {
+				return pos, false
+			}
+			pos += int(l)
+		}
+	}
+	return pos, true
+}
+
+// decode appends the events of one pgoutput message to out.
+func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) ([]change.Event, error) {
+	msg, ok := d.fastParse(data)
+	if !ok {
+		var err error
+		if msg, err = parse(data); err != nil {
+			return out, err
+		}
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.BeginMessage:
+		d.inTx, d.lsn, d.index = true, uint64(m.FinalLSN), 0
+		d.tx = change.Tx{ID: uint64(m.Xid), CommitTime: m.CommitTime.UTC().Truncate(time.Microsecond)}
+	case *pglogrepl.CommitMessage:
+		if !d.inTx {
+			return out, fmt.Errorf("pgoutput: commit %s outside a transaction", m.CommitLSN)
+		}
+		d.inTx = false
+		out = append(out, change.Event{Op: change.Mark, Tx: d.tx, Boundary: true,
+			Position: change.Position{Source: d.source, Offset: uint64(m.CommitLSN), Index: commitIndex}})
+	case *pglogrepl.RelationMessage:
+		return out, d.relation(ctx, m)
+	case *pglogrepl.InsertMessage:
+		rs, err := d.rel(m.RelationID)
+		if err != nil {
+			return out, err
+		}
+		after, err := d.row(rs, m.Tuple, nil, false)
+		if err != nil {
+			return out, err
+		}
+		return d.emit(out, change.Event{Op: change.Insert, After: after, Key: rs.keyOf(after), Changed: rs.names}, rs)
+	case *pglogrepl.UpdateMessage:
+		return d.update(out, m)
+	case *pglogrepl.DeleteMessage:
+		rs, err := d.rel(m.RelationID)
+		if err != nil {
+			return out, err
+		}
+		before, err := d.row(rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		if err != nil {
+			return out, err
+		}
+		key := rs.keyOf(before)
+		if len(key) < len(rs.key) {
+			// REPLICA IDENTITY USING INDEX: the old row has the identity
+			// columns, not the primary key; they are what identifies it.
+			key = before.Clone()
+		}
+		return d.emit(out, change.Event{Op: change.Delete, Before: before, Key: key}, rs)
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			rs, err := d.rel(id)
+			if err != nil {
+				return out, err
+			}
+			if out, err = d.emit(out, change.Event{Op: change.Truncate}, rs); err != nil {
+				return out, err
+			}
+		}
+	}
+	// Type, Origin and logical decoding messages carry no row. A
+	// transactional heartbeat message is covered by its transaction's
+	// commit Mark.
+	return out, nil
+}
+
+func (d *decoder) rel(id uint32) (*relState, error) {
+	rs, ok := d.rels[id]
+	if !ok {
+		return nil, fmt.Errorf("pgoutput: change for relation %d before its Relation message", id)
+	}
+	return rs, nil
+}
+
+// emit stamps an event with its table, transaction and position.
+func (d *decoder) emit(out []change.Event, e change.Event, rs *relState) ([]change.Event, error) {
+	if !d.inTx {
+		return out, fmt.Errorf("pgoutput: change to %s.%s outside a transaction", rs.rel.Schema, rs.rel.Table)
+	}
+	if d.index == commitIndex {
+		return out, fmt.Errorf("transaction %d on %s.%s has more than %d changes", d.tx.ID, rs.rel.Schema, rs.rel.Table, commitIndex-1)
+	}
+	e.Schema, e.Table, e.Relation, e.Tx = rs.rel.Schema, rs.rel.Table, rs.rel, d.tx
+	e.Position = change.Position{Source: d.source, Offset: d.lsn, Index: d.index}
+	d.index++
+	return append(out, e), nil
+}
+
+// relation caches a Relation message. A table whose columns changed gets
+// a new *Relation with the next Version: that is how a schema change
+// travels downstream.
+func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
+	var sig strings.Builder
+	oids := make([]uint32, len(m.Columns))
+	for i, c := range m.Columns {
+		oids[i] = c.DataType
+		fmt.Fprintf(&sig, "%s:%d:%d,", c.Name, c.DataType, c.TypeModifier)
+	}
+	q := m.Namespace + "." + m.RelationName
+	prev := d.byName[q]
+	if prev != nil && prev.sig == sig.String() {
+		d.rels[m.RelationID] = prev
+		return nil
+	}
+	rs := &relState{sig: sig.String(), oids: oids, rel: &change.Relation{Schema: m.Namespace, Table: m.RelationName, Version: 1}}
+	if prev != nil {
+		rs.rel.Version = prev.rel.Version + 1
+	}
+	names := make([]string, len(m.Columns))
+	var pk []string
+	if d.conn != nil {
+		if err := d.types.ensure(ctx, d.conn, oids); err != nil {
+			return &lookupError{err}
+		}
+		mods := make([]int32, len(m.Columns))
+		for i, c := range m.Columns {
+			mods[i] = c.TypeModifier
+		}
+		if err := d.conn.QueryRow(ctx, `SELECT array_agg(format_type(t.o, t.m) ORDER BY t.n) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS t(o, m, n)`, oids, mods).Scan(&names); err != nil {
+			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
+		}
+		var err error
+		if pk, err = primaryKey(ctx, d.conn, m.RelationID); err != nil {
+			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
+		}
+	}
+	for i, c := range m.Columns {
+		typ := names[i]
+		if typ == "" {
+			typ = "oid:" + strconv.FormatUint(uint64(c.DataType), 10)
+		}
+		key := contains(pk, c.Name) || (len(pk) == 0 && c.Flags&1 != 0)
+		rs.rel.Columns = append(rs.rel.Columns, change.Column{Name: c.Name, Type: typ, Key: key})
+		if key {
+			rs.key = append(rs.key, i)
+		}
+	}
+	if prev != nil { // NOT NULL is not in the message: keep what the catalog said for known columns
+		for i, c := range rs.rel.Columns {
+			if old, ok := prev.rel.Column(c.Name); ok && old.Type == c.Type {
+				rs.rel.Columns[i].NotNull = old.NotNull
+			}
+		}
+	}
+	rs.names = allNames(rs.rel)
+	d.rels[m.RelationID] = rs
+	d.byName[q] = rs
+	return nil
+}
+
+// row decodes a tuple. Unchanged TOAST values ('u') are taken from old
+// when it has them and are otherwise left out: absent, never NULL. With
+// keyOnly (an old tuple of type 'K') only the identity columns are kept.
+func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, keyOnly bool) (change.Row, error) {
+	if td == nil {
+		return nil, nil
+	}
+	cols := rs.rel.Columns
+	if len(td.Columns) != len(cols) {
+		return nil, fmt.Errorf("pgoutput: tuple of %s.%s has %d columns, its relation %d", rs.rel.Schema, rs.rel.Table, len(td.Columns), len(cols))
+	}
+	row := make(change.Row, len(cols))
+	for i, c := range td.Columns {
+		name := cols[i].Name
+		if keyOnly && c.DataType == pglogrepl.TupleDataTypeNull {
+			// An old key tuple sends the replica identity's columns (the
+			// primary key, or a unique index's NOT NULL columns) and NULL
+			// for every other column.
+			continue
+		}
+		switch c.DataType {
+		case pglogrepl.TupleDataTypeNull:
+			row[name] = nil
+		case pglogrepl.TupleDataTypeToast:
+			if v, ok := old[name]; ok {
+				row[name] = v
+			}
+		case pglogrepl.TupleDataTypeText:
+			v, err := d.types.decode(rs.oids[i], c.Data)
+			if err != nil {
+				return nil, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, name, cols[i].Type, err)
+			}
+			row[name] = v
+		default:
+			row[name] = bytes.Clone(c.Data)
+		}
+	}
+	return row, nil
+}
+
+func (d *decoder) update(out []change.Event, m *pglogrepl.UpdateMessage) ([]change.Event, error) {
+	rs, err := d.rel(m.RelationID)
+	if err != nil {
+		return out, err
+	}
+	before, err := d.row(rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
+	if err != nil {
+		return out, err
+	}
+	after, err := d.row(rs, m.NewTuple, before, false)
+	if err != nil {
+		return out, err
+	}
+	key := rs.keyOf(after)
+	var changed []string
+	if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
+		// REPLICA IDENTITY FULL: the old row is known, so is what changed.
+		for _, c := range rs.rel.Columns {
+			if a, ok := after[c.Name]; ok && !equal(a, before[c.Name]) {
+				changed = append(changed, c.Name)
+			}
+		}
+	} else {
+		// Only the key of the old row is known: every column sent may
+		// have changed, except a key that did not.
+		if before == nil {
+			before = key.Clone()
+		}
+		for _, c := range rs.rel.Columns {
+			if _, ok := after[c.Name]; ok && !(c.Key && equal(after[c.Name], before[c.Name])) {
+				changed = append(changed, c.Name)
+			}
+		}
+	}
+	return d.emit(out, change.Event{Op: change.Update, Before: before, After: after, Key: key, Changed: changed}, rs)
+}
+
+// keyOf returns the key columns of row.
+func (rs *relState) keyOf(row change.Row) change.Row {
+	if row == nil {
+		return nil
+	}
+	key := make(change.Row, len(rs.key))
+	for _, i := range rs.key {
+		name := rs.rel.Columns[i].Name
+		if v, ok := row[name]; ok {
+			key[name] = v
+		}
+	}
+	return key
+}
+
+// equal compares two decoded values.
+func equal(a, b any) bool {
+	switch x := a.(type) {
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equal(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	case float64:
+		y, ok := b.(float64)
+		return ok && (x == y || math.IsNaN(x) && math.IsNaN(y))
+	}
+	return a == b
+}

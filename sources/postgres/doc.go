@@ -1,0 +1,107 @@
+// Package postgres is the `source "postgres"` block: a consistent initial
+// snapshot of the declared tables followed by every committed change,
+// read through a logical replication slot with the pgoutput plugin
+// (github.com/jackc/pglogrepl, pgx v5).
+//
+// # Setup (Open, idempotent)
+//
+// Open checks wal_level and the REPLICATION attribute, expands "schema.*",
+// checks every table exists and can be identified (a primary key, or
+// REPLICA IDENTITY FULL), creates the publication or alters it to publish
+// exactly the declared tables, with a PostgreSQL 15 column list wherever
+// `exclude` removes columns (so they never leave the server), and creates
+// the slot if it is missing. Every problem a user can fix is one message
+// naming the table, column, slot or publication and the fix.
+//
+// # Positions
+//
+// A streamed change has Position{Offset: commit LSN of its transaction,
+// Index: its index inside the transaction}; the transaction ends with a
+// Mark (Boundary) at Index math.MaxUint32. Snapshot rows have Offset =
+// the slot's consistent point − 1 and Index = 0, 1, 2… across all tables
+// in table order and, within a table, primary-key order. PostgreSQL only
+// decodes transactions whose commit record starts at or after the
+// consistent point, so every snapshot row sorts before every streamed
+// change. Each snapshot row is a Boundary: sinks may commit after any.
+//
+// # Snapshot and handoff
+//
+// The slot is created with an exported snapshot, which a separate
+// REPEATABLE READ transaction imports before anything else happens on the
+// replication connection: the rows read are exactly the database at the
+// consistent point, and streaming starts there, so writers can keep
+// writing and nothing is lost or doubled. Tables are read in key order by
+// one streamed query each (memory stays bounded), returned in chunks of
+// at most 8192 rows (or 8 MB). Chunk n owns the indexes [8192n, 8192(n+1));
+// a table starts at a fresh chunk. Before a chunk is returned, the text
+// form of its rows' keys is written to the state (one durable write per
+// chunk, in a ring of 64 records, so the state stays small whatever the
+// table size); the progress shown by status (table, rows done, rows
+// estimated; ReadProgress) is written every 16 chunks, at each table's
+// end and when the snapshot is read, together with a reserved bound on
+// the indexes handed out.
+//
+// An interrupted snapshot resumes after the exact row the sinks committed
+// (the `from` position): Open maps its Index back to its table and key
+// through the chunk record, and reads on from the next key in a new
+// REPEATABLE READ transaction, numbering rows from the reserved bound, so
+// no sink (one that committed further than `from` included) mistakes a
+// new row for one it has. The new transaction sees a later state of the
+// database than the consistent point, but the slot still holds every
+// change since that point (nothing is confirmed to it during the
+// snapshot), and the stream replays them afterwards, so each row ends in
+// its latest state: a row the resumed read already shows in its new state
+// receives changes it already has, which keyed sinks apply idempotently.
+// A single sink receives no row twice. When nothing was committed, the
+// table list changed, or the committed row's chunk record has been
+// overwritten in the ring (the sinks lagged 64 chunks behind), every
+// table is read again from its first row: nothing is lost, some rows
+// arrive twice. Tables without a primary key are read in ctid order and
+// resume by ctid (a row moved by an update after the consistent point
+// may then arrive twice).
+//
+// # Streaming
+//
+// Begin/Commit give every event Tx{ID, CommitTime}; Relation messages are
+// cached, and a table whose columns changed gets a new *change.Relation
+// with a higher Version (versions restart at 1 when the source restarts);
+// Insert, Update, Delete and Truncate become events. An unchanged TOASTed
+// value ('u') is taken from the old row when PostgreSQL sent it (REPLICA
+// IDENTITY FULL) and is otherwise absent from After: never NULL. Under
+// REPLICA IDENTITY DEFAULT Before holds the key (the old key when an
+// update changed it); under USING INDEX the index's columns (which then
+// also key deletes); under FULL the whole old row, and Changed then
+// lists exactly the columns whose value changed (under DEFAULT, every
+// column sent except an unchanged key).
+//
+// Values: int64 (smallint, integer, bigint, oid), float64 (real, double),
+// change.Numeric (numeric, exact), string (text, varchar, char, uuid,
+// enums, time, timetz, interval and anything else in its text form),
+// bool, time.Time in UTC to the microsecond (date, timestamp,
+// timestamptz; ±infinity and BC dates stay strings), change.JSON (json,
+// jsonb), []byte (bytea), []any (arrays, nested when multi-dimensional),
+// domains as their base type, nil for NULL. Snapshot and stream decode
+// the same text forms (DateStyle ISO, TimeZone UTC, bytea hex), so a row
+// reads the same either way.
+//
+// # Acknowledgement, heartbeats, failures
+//
+// Ack confirms to the slot only what every sink committed, never what was
+// merely received: a whole transaction confirms just past its commit LSN,
+// so restart_lsn and WAL retention advance exactly as far as is safe.
+// Standby status updates go out every second, also while a slow pipeline
+// holds Read back. A heartbeat (pg_logical_emit_message) every `heartbeat`
+// interval produces a transaction of its own whose Mark the sinks commit,
+// so the slot advances while the captured tables are quiet. When every
+// event handed out has been acknowledged, a keepalive's position is
+// confirmed as well (no captured change lies before it): that also lets
+// a PostgreSQL fast shutdown, which waits for the client to confirm what
+// it was sent, finish. While sinks lag, such a shutdown waits for them.
+//
+// A lost connection or a server restart reconnects with backoff (100ms
+// doubling to 5s) and restarts replication at the transaction of the
+// last event handed out, skipping what was handed out already. Conditions
+// no retry can fix (wal_level, privileges, a dropped slot or publication,
+// unknown tables) are engine.Permanent errors with the fix in the text.
+// Errors never contain the DSN's password.
+package postgres

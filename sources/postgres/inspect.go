@@ -1,0 +1,244 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// This file holds what the CLI needs besides running a pipeline:
+// dry-run's --sample and --peek, and validate --live. None of it creates
+// or writes anything in the database.
+
+// Sample reads up to n rows of each declared table (in key order) as
+// snapshot events of source, for `sluice dry-run --sample N`. Positions
+// have Offset 0 and number the rows. Nothing is created or written.
+func Sample(ctx context.Context, cfg *dsl.PostgresSource, source string, n int) ([]change.Event, error) {
+	conn, tables, err := connectTables(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	types := newTypeRegistry()
+	dec := newDecoder(source, types, nil)
+	var out []change.Event
+	for _, t := range tables {
+		oids := make([]uint32, len(t.Columns))
+		for i, c := range t.Columns {
+			oids[i] = c.TypeOID
+		}
+		if err := types.ensure(ctx, conn, oids); err != nil {
+			return nil, err
+		}
+		rs := dec.seed(t)
+		var cols []string
+		for _, c := range t.Columns {
+			cols = append(cols, pgx.Identifier{c.Name}.Sanitize())
+		}
+		order := "ctid"
+		if len(t.PK) > 0 {
+			var keys []string
+			for _, k := range t.PK {
+				keys = append(keys, pgx.Identifier{k}.Sanitize())
+			}
+			order = strings.Join(keys, ", ")
+		}
+		sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.ident() + " ORDER BY " + order + " LIMIT " + strconv.Itoa(max(n, 0))
+		res := conn.PgConn().ExecParams(ctx, sql, nil, nil, nil, nil).Read()
+		if res.Err != nil {
+			return nil, fmt.Errorf("sample %s: %w", t.qualified(), res.Err)
+		}
+		for _, vals := range res.Rows {
+			row := make(change.Row, len(t.Columns))
+			for i, c := range t.Columns {
+				if vals[i] == nil {
+					row[c.Name] = nil
+					continue
+				}
+				if row[c.Name], err = types.decode(c.TypeOID, vals[i]); err != nil {
+					return nil, fmt.Errorf("sample %s, column %s (%s): %w", t.qualified(), c.Name, c.TypeName, err)
+				}
+			}
+			out = append(out, change.Event{Op: change.Snapshot, Schema: t.Schema, Table: t.Name, After: row, Key: rs.keyOf(row),
+				Changed: rs.names, Relation: rs.rel, Boundary: true,
+				Position: change.Position{Source: source, Index: uint32(len(out))}})
+		}
+	}
+	return out, nil
+}
+
+// Peek returns the next changes waiting in the slot, without consuming
+// them (pg_logical_slot_peek_binary_changes), for `sluice dry-run --peek
+// N`: at least n row events when that many are pending (PostgreSQL stops
+// at the end of the transaction in which the n-th change falls), Marks
+// included. cfg's Slot and Publication must be set (WithDefaults).
+func Peek(ctx context.Context, cfg *dsl.PostgresSource, source string, n int) ([]change.Event, error) {
+	conn, err := connect(ctx, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	slot, err := readSlot(ctx, conn, cfg.Slot)
+	if err != nil {
+		return nil, err
+	}
+	if !slot.Exists {
+		return nil, engine.Permanent(fmt.Errorf("replication slot %s does not exist yet, so no change is pending: run the pipeline once (it creates the slot), or use --sample to see existing rows", cfg.Slot))
+	}
+	if f := checkSlot(slot, cfg.Slot); f != nil {
+		if slot.ActivePID != 0 {
+			f.Message += "; a running pipeline consumes the changes as they come, so there is nothing to peek at"
+		}
+		return nil, engine.Permanent(errors.New(f.String()))
+	}
+	// Read every message first: the decoder queries the catalog on the
+	// same connection when it meets a relation.
+	rows, err := conn.Query(ctx, `SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2,
+		'proto_version', '1', 'publication_names', $3, 'messages', 'true')`, cfg.Slot, max(n, 1), quoteIdentList(cfg.Publication))
+	if err != nil {
+		return nil, peekError(err, cfg)
+	}
+	msgs, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
+	if err != nil {
+		return nil, peekError(err, cfg)
+	}
+	dec := newDecoder(source, newTypeRegistry(), conn)
+	var out []change.Event
+	for _, m := range msgs {
+		if out, err = dec.decode(ctx, m, out); err != nil {
+			return nil, fmt.Errorf("peek slot %s: %w", cfg.Slot, err)
+		}
+	}
+	return out, nil
+}
+
+// quoteIdentList quotes a publication name the way publication_names
+// parses it (a comma-separated list of identifiers).
+func quoteIdentList(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+func peekError(err error, cfg *dsl.PostgresSource) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "42704":
+			return engine.Permanent(fmt.Errorf("peek slot %s: %s: run the pipeline once so that it creates publication %s", cfg.Slot, pgErr.Message, cfg.Publication))
+		case "55006":
+			return engine.Permanent(fmt.Errorf("peek slot %s: %s: a running pipeline holds the slot; stop it to peek", cfg.Slot, pgErr.Message))
+		}
+	}
+	return fmt.Errorf("peek slot %s: %w", cfg.Slot, err)
+}
+
+// connectTables connects and resolves the declared tables; any problem
+// that would stop the source is an error.
+func connectTables(ctx context.Context, cfg *dsl.PostgresSource) (*pgx.Conn, []*table, error) {
+	conn, err := connect(ctx, cfg.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	tables, findings, err := resolveTables(ctx, conn, cfg.Tables, cfg.Exclude)
+	if err == nil {
+		err = findingsError(findings)
+	}
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, nil, err
+	}
+	return conn, tables, nil
+}
+
+// Describe returns the shape of every declared table as events will carry
+// it (excluded columns removed), for checks of the columns that
+// transforms name. Problems that stop the source come back as an error.
+func Describe(ctx context.Context, cfg *dsl.PostgresSource) ([]*change.Relation, error) {
+	conn, tables, err := connectTables(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(context.Background())
+	out := make([]*change.Relation, len(tables))
+	for i, t := range tables {
+		out[i] = t.relation()
+	}
+	return out, nil
+}
+
+// CheckLive validates a source block against the live database for
+// `sluice validate --live`: the server (wal_level, REPLICATION), every
+// table (exists, identifiable, TOAST under DEFAULT identity), every
+// excluded column, and the slot and publication as they stand. It
+// changes nothing. cfg's Slot and Publication should be set
+// (WithDefaults); empty ones are not checked.
+func CheckLive(ctx context.Context, cfg *dsl.PostgresSource) []Finding {
+	conn, err := connect(ctx, cfg.DSN)
+	if err != nil {
+		return []Finding{{Severity: Error, Attribute: "dsn", Message: "cannot connect: " + err.Error(),
+			Fix: "check that PostgreSQL runs and that dsn names the right host, port, database and user"}}
+	}
+	defer conn.Close(context.Background())
+	version, findings, err := serverChecks(ctx, conn)
+	if err != nil {
+		return append(findings, Finding{Severity: Error, Attribute: "dsn", Message: err.Error()})
+	}
+	tables, more, err := resolveTables(ctx, conn, cfg.Tables, cfg.Exclude)
+	findings = append(findings, more...)
+	if err != nil {
+		return append(findings, Finding{Severity: Error, Attribute: "tables", Message: err.Error()})
+	}
+	if len(cfg.Exclude) > 0 && version < 150000 {
+		findings = append(findings, Finding{Severity: Error, Attribute: "exclude",
+			Message: fmt.Sprintf("exclude needs PostgreSQL 15 publication column lists; this server is version %d", version/10000),
+			Fix:     "upgrade, or remove the columns in a transform's exclude instead (they then leave PostgreSQL)"})
+	}
+	if cfg.Slot != "" {
+		slot, err := readSlot(ctx, conn, cfg.Slot)
+		switch {
+		case err != nil:
+			findings = append(findings, Finding{Severity: Error, Attribute: "slot", Subject: cfg.Slot, Message: err.Error()})
+		case !slotName.MatchString(cfg.Slot):
+			findings = append(findings, Finding{Severity: Error, Attribute: "slot", Subject: cfg.Slot,
+				Message: fmt.Sprintf("slot name %q is not valid", cfg.Slot), Fix: "use lower-case letters, digits and underscores (at most 63)"})
+		case checkSlot(slot, cfg.Slot) != nil:
+			findings = append(findings, *checkSlot(slot, cfg.Slot))
+		}
+	}
+	if cfg.Publication != "" {
+		findings = append(findings, checkPublication(ctx, conn, cfg.Publication, tables, version)...)
+	}
+	return findings
+}
+
+// checkPublication reports what Open would have to change about an
+// existing publication, and whether it may.
+func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, tables []*table, version int) []Finding {
+	cur, err := readPublication(ctx, conn, pub, version)
+	if err != nil {
+		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub, Message: err.Error()}}
+	}
+	if !cur.exists {
+		return nil // Open creates it
+	}
+	_, want := publicationSpec(tables)
+	switch {
+	case cur.allTables:
+		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
+			Message: fmt.Sprintf("publication %s publishes ALL TABLES and cannot be narrowed to the declared tables", pub), Fix: "name another publication"}}
+	case sameTables(cur.tables, want):
+		return nil
+	case !cur.mine:
+		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
+			Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns, and is owned by role %s, so sluice cannot alter it", pub, cur.owner),
+			Fix:     fmt.Sprintf("run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication", pgx.Identifier{pub}.Sanitize())}}
+	}
+	return []Finding{{Severity: Warning, Attribute: "publication", Subject: pub,
+		Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns; the pipeline will alter it when it starts", pub)}}
+}

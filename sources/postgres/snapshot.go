@@ -1,0 +1,336 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// State keys of the snapshot.
+const (
+	progressKey    = "snapshot"
+	chunkKeyPrefix = "snapshot.chunk."
+)
+
+// SnapshotProgress is the snapshot's record in the source's state: what
+// `sluice status` shows (table, rows done, rows estimated), and where an
+// interrupted snapshot may number its rows from.
+type SnapshotProgress struct {
+	// Offset is the Position.Offset of every snapshot row: the slot's
+	// consistent point minus one, so that snapshot rows sort before every
+	// streamed change (whose Offset is a commit LSN at or after the
+	// consistent point). Position.Index numbers the rows across tables.
+	Offset uint64          `json:"offset"`
+	Tables []TableProgress `json:"tables"`
+	// Emitted reports that every row has been read (not that sinks have
+	// committed them: a restart still resumes after the committed row).
+	Emitted bool `json:"emitted"`
+	// Reserved bounds every Index handed out so far: a restarted or
+	// resumed snapshot numbers its rows from here, so that no sink
+	// mistakes a new row for one it committed.
+	Reserved uint32 `json:"reserved"`
+}
+
+// TableProgress is one table's snapshot progress.
+type TableProgress struct {
+	Table         string `json:"table"`
+	RowsDone      int64  `json:"rows_done"`
+	RowsEstimated int64  `json:"rows_estimated"`
+	Done          bool   `json:"done"`
+}
+
+// chunkRecord is the state record of one chunk of snapshot rows: the text
+// form of each row's key, so that a committed Index maps back to its
+// table and key. Chunk n covers indexes [n*snapshotChunkRows,
+// (n+1)*snapshotChunkRows) and is stored in ring slot n % chunkRing, so
+// the state holds a bounded number of keys whatever the table size.
+type chunkRecord struct {
+	Chunk uint32     `json:"chunk"`
+	First uint32     `json:"first"` // Index of Keys[0]
+	Table int        `json:"table"`
+	Keys  [][]string `json:"keys"`
+}
+
+// ReadProgress returns the snapshot progress kept in a postgres source's
+// state; ok is false when no snapshot was ever started.
+func ReadProgress(st engine.State) (p SnapshotProgress, ok bool, err error) {
+	b, err := st.Get(progressKey)
+	if err != nil || len(b) == 0 {
+		return p, false, err
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, false, fmt.Errorf("snapshot progress in state: %w", err)
+	}
+	return p, true, nil
+}
+
+// snapshotReader reads every captured table inside one REPEATABLE READ
+// transaction, in key order, streaming (the server sends rows as the
+// reader consumes them: memory stays bounded whatever the table size).
+type snapshotReader struct {
+	source string
+	conn   *pgx.Conn // dedicated: holds the snapshot transaction
+	types  *typeRegistry
+	tables []*table
+	rels   []*relState
+	state  engine.State
+	prog   *SnapshotProgress
+	// resume: the table to start at and the key (text) to start after
+	table int
+	after []string
+	index uint32 // Index of the next row
+	cur   chunkRecord
+	rr    *pgconn.ResultReader
+	ctx   context.Context // lives as long as the source: the query outlives one Read
+}
+
+// Snapshot chunking: a Read returns at most one chunk (fewer rows when
+// they hold more than snapshotChunkBytes), and each chunk costs one
+// durable state write. Progress for status is saved every
+// progressChunks chunks and at each table's end.
+const (
+	snapshotChunkRows  = 8192
+	snapshotChunkBytes = 8 << 20
+	chunkRing          = 64
+	progressChunks     = 16
+)
+
+// begin opens the snapshot transaction, importing an exported snapshot
+// when there is one (the first attempt: exactly the slot's consistent
+// point) or taking a fresh one (a resumed snapshot: see doc.go).
+func (s *snapshotReader) begin(ctx context.Context, exported string) error {
+	if _, err := s.conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return fmt.Errorf("snapshot: begin: %w", err)
+	}
+	if exported != "" {
+		if _, err := s.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(exported)); err != nil {
+			return fmt.Errorf("snapshot: import exported snapshot: %w", err)
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// query starts reading the current table after s.after.
+func (s *snapshotReader) query() {
+	t := s.tables[s.table]
+	var cols []string
+	for _, c := range t.Columns {
+		cols = append(cols, pgx.Identifier{c.Name}.Sanitize())
+	}
+	var order, where string
+	var params [][]byte
+	if len(t.PK) > 0 {
+		var keys, ph []string
+		for i, k := range t.PK {
+			keys = append(keys, pgx.Identifier{k}.Sanitize())
+			ph = append(ph, "$"+strconv.Itoa(i+1)+"::text::"+t.column(k).TypeName)
+		}
+		order = strings.Join(keys, ", ")
+		if s.after != nil {
+			where = " WHERE (" + order + ") > (" + strings.Join(ph, ", ") + ")"
+		}
+	} else {
+		// No primary key (REPLICA IDENTITY FULL): physical order. A
+		// resumed snapshot of such a table may deliver rows moved by
+		// updates twice; keyed sinks cannot tell them apart anyway.
+		cols = append(cols, "ctid::text AS __sluice_ctid") // named apart, or ORDER BY ctid would sort the text
+		order = "ctid"
+		if s.after != nil {
+			where = " WHERE ctid > $1::text::tid"
+		}
+	}
+	if s.after != nil {
+		for _, v := range s.after {
+			params = append(params, []byte(v))
+		}
+	}
+	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.ident() + where + " ORDER BY " + order
+	s.rr = s.conn.PgConn().ExecParams(s.ctx, sql, params, nil, nil, nil)
+}
+
+func (t *table) column(name string) tableColumn {
+	for _, c := range t.Columns {
+		if c.Name == name {
+			return c
+		}
+	}
+	return tableColumn{TypeName: "text"}
+}
+
+// next returns the next rows of the current table (at most the rest of
+// the current chunk), io.EOF when every table has been read.
+func (s *snapshotReader) next() ([]change.Event, error) {
+	for s.table < len(s.tables) {
+		if s.rr == nil {
+			s.query()
+		}
+		t, rs := s.tables[s.table], s.rels[s.table]
+		room := int(snapshotChunkRows - s.index%snapshotChunkRows)
+		var events []change.Event
+		var keys [][]string
+		size := 0
+		for len(events) < room && size < snapshotChunkBytes && s.rr.NextRow() {
+			vals := s.rr.Values()
+			row := make(change.Row, len(t.Columns))
+			for i, c := range t.Columns {
+				size += len(vals[i])
+				if vals[i] == nil {
+					row[c.Name] = nil
+					continue
+				}
+				v, err := s.types.decode(c.TypeOID, vals[i])
+				if err != nil {
+					return nil, fmt.Errorf("snapshot of %s, column %s (%s): %w", t.qualified(), c.Name, c.TypeName, err)
+				}
+				row[c.Name] = v
+			}
+			keys = append(keys, t.keyText(vals))
+			events = append(events, change.Event{Op: change.Snapshot, Schema: t.Schema, Table: t.Name, After: row,
+				Key: rs.keyOf(row), Changed: rs.names, Relation: rs.rel, Boundary: true,
+				Position: change.Position{Source: s.source, Offset: s.prog.Offset, Index: s.index + uint32(len(events))}})
+		}
+		if len(events) > 0 {
+			if err := s.save(keys); err != nil {
+				return nil, err
+			}
+			s.after = keys[len(keys)-1]
+			return events, nil
+		}
+		if _, err := s.rr.Close(); err != nil {
+			return nil, fmt.Errorf("snapshot of %s: %w", t.qualified(), err)
+		}
+		s.rr = nil
+		s.prog.Tables[s.table].Done = true
+		s.table++
+		s.after = nil
+		s.index = roundUp(s.index)
+		if err := s.reserve(true); err != nil {
+			return nil, err
+		}
+	}
+	s.prog.Emitted = true
+	if err := s.putProgress(); err != nil {
+		return nil, err
+	}
+	return nil, io.EOF
+}
+
+func roundUp(i uint32) uint32 {
+	return (i + snapshotChunkRows - 1) / snapshotChunkRows * snapshotChunkRows
+}
+
+// keyText returns the text form of a row's key: its primary-key columns,
+// or the ctid selected last for tables without one.
+func (t *table) keyText(vals [][]byte) []string {
+	if len(t.PK) == 0 {
+		return []string{string(vals[len(t.Columns)])}
+	}
+	key := make([]string, 0, len(t.PK))
+	for _, k := range t.PK {
+		for i, c := range t.Columns {
+			if c.Name == k {
+				key = append(key, string(vals[i]))
+			}
+		}
+	}
+	return key
+}
+
+// save records the keys of rows about to be handed out in their chunk's
+// record, before Read returns them, so that whatever a sink commits can
+// be mapped back to a key: one durable write per chunk.
+func (s *snapshotReader) save(keys [][]string) error {
+	chunk := s.index / snapshotChunkRows
+	if s.cur.Keys == nil || s.cur.Chunk != chunk {
+		s.cur = chunkRecord{Chunk: chunk, First: s.index, Table: s.table}
+	}
+	s.cur.Keys = append(s.cur.Keys, keys...)
+	b, err := json.Marshal(s.cur)
+	if err != nil {
+		return err
+	}
+	s.prog.Tables[s.table].RowsDone += int64(len(keys))
+	s.index += uint32(len(keys))
+	if err := s.reserve(false); err != nil {
+		return err
+	}
+	if err := s.state.Put(chunkKey(chunk), b); err != nil {
+		return fmt.Errorf("snapshot: save progress: %w", err)
+	}
+	return nil
+}
+
+func chunkKey(chunk uint32) string {
+	return chunkKeyPrefix + strconv.FormatUint(uint64(chunk%chunkRing), 10)
+}
+
+// reserve saves the progress when the rows handed out reach the reserved
+// bound (moving it progressChunks chunks on), or when force is set.
+func (s *snapshotReader) reserve(force bool) error {
+	if s.index < s.prog.Reserved && !force {
+		return nil
+	}
+	if bound := roundUp(s.index) + progressChunks*snapshotChunkRows; s.prog.Reserved < bound {
+		s.prog.Reserved = bound
+	}
+	return s.putProgress()
+}
+
+func (s *snapshotReader) putProgress() error {
+	b, err := json.Marshal(s.prog)
+	if err != nil {
+		return err
+	}
+	if err := s.state.Put(progressKey, b); err != nil {
+		return fmt.Errorf("snapshot: save progress: %w", err)
+	}
+	return nil
+}
+
+func (s *snapshotReader) close() {
+	if s.rr != nil {
+		s.rr.Close()
+		s.rr = nil
+	}
+	if s.conn != nil {
+		s.conn.Close(context.Background())
+		s.conn = nil
+	}
+}
+
+// resumeAt positions a resumed snapshot just after the row at index, the
+// last one every sink committed. It returns false when that row's chunk
+// record is gone from the state ring (then the snapshot starts over, see
+// doc.go).
+func (s *snapshotReader) resumeAt(index uint32) (bool, error) {
+	b, err := s.state.Get(chunkKey(index / snapshotChunkRows))
+	if err != nil || len(b) == 0 {
+		return false, err
+	}
+	var rec chunkRecord
+	if json.Unmarshal(b, &rec) != nil || rec.Chunk != index/snapshotChunkRows || index < rec.First ||
+		int(index-rec.First) >= len(rec.Keys) || rec.Table < 0 || rec.Table >= len(s.tables) {
+		return false, nil
+	}
+	s.table, s.after = rec.Table, rec.Keys[index-rec.First]
+	return true, nil
+}
+
+func allNames(r *change.Relation) []string {
+	names := make([]string, len(r.Columns))
+	for i, c := range r.Columns {
+		names[i] = c.Name
+	}
+	return names
+}

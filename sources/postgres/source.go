@@ -1,0 +1,375 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// DefaultHeartbeat is the heartbeat interval when the block sets none.
+const DefaultHeartbeat = 10 * time.Second
+
+// Postgres is the `source "postgres"` block: a consistent initial snapshot
+// of the declared tables, then every committed change through a logical
+// replication slot (pgoutput). Read is called from one goroutine, Ack
+// from another.
+type Postgres struct {
+	name   string
+	cfg    dsl.PostgresSource
+	logger *slog.Logger
+
+	ctx    context.Context // the source's lifetime: Open to Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	snap   *snapshotReader // non-nil while the snapshot runs
+	stream *streamer
+	errc   chan error // the streamer's final error
+	start  func()     // starts the streamer and heartbeat after the snapshot
+
+	st engine.State
+	// fresh: the slot was missing and created anew although this
+	// pipeline had committed positions (see Resumed).
+	fresh bool
+}
+
+var (
+	_ engine.Source  = (*Postgres)(nil)
+	_ engine.Resumer = (*Postgres)(nil)
+)
+
+// Resumed reports whether Read continues right after Open's from: false
+// when the slot was gone (dropped, or lost with its server) and had to be
+// created again, so the changes since from are no longer on the server.
+func (p *Postgres) Resumed() bool { return !p.fresh }
+
+// New builds the source of block s; it matches engine.Registry.
+func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
+	if s.Postgres == nil {
+		return nil, fmt.Errorf("source %q: not a postgres source", s.Name)
+	}
+	pipeline := ""
+	if b.Config != nil {
+		pipeline = b.Config.Pipeline.Name
+	}
+	cfg := WithDefaults(s.Postgres, pipeline)
+	if !slotName.MatchString(cfg.Slot) {
+		return nil, engine.Permanent(fmt.Errorf("source %q: slot %q: replication slot names may only contain lower-case letters, digits and underscores (at most 63)", s.Name, cfg.Slot))
+	}
+	if cfg.Snapshot != "initial" && cfg.Snapshot != "never" {
+		return nil, engine.Permanent(fmt.Errorf("source %q: snapshot = %q: expected \"initial\" or \"never\"", s.Name, cfg.Snapshot))
+	}
+	logger := b.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Postgres{name: s.Name, cfg: *cfg, logger: logger}, nil
+}
+
+// WithDefaults returns a copy of cfg with the defaults filled in: slot and
+// publication "sluice_<pipeline>", snapshot "initial", heartbeat 10s.
+func WithDefaults(cfg *dsl.PostgresSource, pipeline string) *dsl.PostgresSource {
+	c := *cfg
+	def := "sluice_" + strings.ToLower(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, pipeline))
+	if c.Slot == "" {
+		c.Slot = def
+	}
+	if c.Publication == "" {
+		c.Publication = def
+	}
+	if c.Snapshot == "" {
+		c.Snapshot = "initial"
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	return &c
+}
+
+// Open checks the database, sets up the publication and slot, and decides
+// where reading starts (see doc.go for the snapshot and resume rules).
+func (p *Postgres) Open(ctx context.Context, from change.Checkpoint, state engine.State) error {
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.st = state
+	err := p.open(ctx, from)
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("source %q: %w", p.name, err)
+	}
+	return nil
+}
+
+func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
+	conn, err := connect(ctx, p.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			conn.Close(context.Background())
+		}
+	}()
+	version, findings, err := serverChecks(ctx, conn)
+	if err != nil {
+		return err
+	}
+	tables, more, err := resolveTables(ctx, conn, p.cfg.Tables, p.cfg.Exclude)
+	if err != nil {
+		return err
+	}
+	if err := findingsError(append(findings, more...)); err != nil {
+		return err
+	}
+	types := newTypeRegistry()
+	for _, t := range tables {
+		var oids []uint32
+		for _, c := range t.Columns {
+			oids = append(oids, c.TypeOID)
+		}
+		if err := types.ensure(ctx, conn, oids); err != nil {
+			return err
+		}
+	}
+	if err := ensurePublication(ctx, conn, p.cfg.Publication, tables, version); err != nil {
+		return err
+	}
+	slot, err := readSlot(ctx, conn, p.cfg.Slot)
+	// The walsender of a connection that just closed (this source's own
+	// previous run) releases the slot a moment later: give it that moment.
+	for wait := 0; err == nil && slot.ActivePID != 0 && wait < 30; wait++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		slot, err = readSlot(ctx, conn, p.cfg.Slot)
+	}
+	if err != nil {
+		return err
+	}
+	if f := checkSlot(slot, p.cfg.Slot); f != nil {
+		if f.Attribute == "slot" && slot.ActivePID != 0 {
+			return errors.New(f.String()) // may free itself: a walsender of a crashed run lingers
+		}
+		return engine.Permanent(errors.New(f.String()))
+	}
+
+	prog, hasProg, err := ReadProgress(p.st)
+	if err != nil {
+		return err
+	}
+	pos, hasPos := from[change.Stream{Source: p.name}]
+	dec := newDecoder(p.name, types, nil)
+	p.stream = &streamer{dsn: p.cfg.DSN, slot: p.cfg.Slot, publication: p.cfg.Publication, source: p.name,
+		dec: dec, logger: p.logger, out: make(chan []change.Event, 2), confirm: slot.Confirmed}
+	if hasPos {
+		p.stream.last, p.stream.hasLast, p.stream.acked = pos, true, pos
+	}
+
+	wantSnapshot := p.cfg.Snapshot == "initial"
+	exported := ""
+	var snapOffset uint64
+	switch {
+	case !slot.Exists:
+		if hasPos || hasProg {
+			p.logger.Warn("postgres source: replication slot is missing although this pipeline ran before; changes made while it was missing are lost",
+				"source", p.name, "slot", p.cfg.Slot)
+			p.fresh = hasPos
+			p.stream.hasLast = false
+			hasPos, hasProg = false, false
+		}
+		rconn, err := connectReplication(ctx, p.cfg.DSN)
+		if err != nil {
+			return err
+		}
+		defer rconn.Close(context.Background()) // after the snapshot is imported below
+		res, err := createSlot(ctx, rconn, p.cfg.Slot, wantSnapshot)
+		if err != nil {
+			return err
+		}
+		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return fmt.Errorf("create replication slot: consistent point %q: %w", res.ConsistentPoint, err)
+		}
+		exported, snapOffset = res.SnapshotName, uint64(cp)-1
+		p.stream.confirm = cp
+	case !wantSnapshot:
+	case hasProg && (!hasPos || pos.Offset <= prog.Offset):
+		snapOffset = prog.Offset // resume the snapshot
+	case !hasProg && !hasPos:
+		// A slot created outside sluice (or a lost state file), so no
+		// exported snapshot: move the slot to now first (whatever it held
+		// is older than the snapshot about to be taken, and may predate
+		// the publication, which pgoutput cannot decode), then snapshot;
+		// the stream replays on top whatever commits in between.
+		var now string
+		if err := conn.QueryRow(ctx, `SELECT end_lsn::text FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`, p.cfg.Slot).Scan(&now); err != nil {
+			return fmt.Errorf("move replication slot %s to the current position before the snapshot: %w", p.cfg.Slot, err)
+		}
+		lsn, err := pglogrepl.ParseLSN(now)
+		if err != nil {
+			return fmt.Errorf("replication slot %s: position %q: %w", p.cfg.Slot, now, err)
+		}
+		p.stream.confirm = max(p.stream.confirm, lsn)
+		snapOffset = uint64(lsn) - 1
+	default:
+		wantSnapshot = false // the sinks are past the snapshot
+	}
+
+	p.start = func() {
+		p.wg.Add(2)
+		p.errc = make(chan error, 1)
+		go func() { defer p.wg.Done(); p.errc <- p.stream.run(p.ctx) }()
+		go func() { defer p.wg.Done(); heartbeat(p.ctx, p.cfg.DSN, p.cfg.Heartbeat, p.logger, p.name) }()
+	}
+	if !wantSnapshot {
+		p.start()
+		return nil
+	}
+
+	snap := &snapshotReader{source: p.name, conn: conn, types: types, tables: tables, state: p.st, ctx: p.ctx}
+	for _, t := range tables {
+		snap.rels = append(snap.rels, dec.seed(t))
+	}
+	if !hasProg || prog.Offset != snapOffset || exported != "" {
+		prog = SnapshotProgress{Offset: snapOffset}
+		for _, t := range tables {
+			prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
+		}
+	} else if err := p.resume(snap, &prog, pos, hasPos, tables); err != nil {
+		return err
+	}
+	snap.prog = &prog
+	if err := snap.begin(ctx, exported); err != nil {
+		return err
+	}
+	if err := snap.reserve(true); err != nil {
+		return err
+	}
+	keep = true
+	p.snap = snap
+	p.logger.Info("postgres source: snapshot", "source", p.name, "tables", len(tables), "first_index", snap.index)
+	return nil
+}
+
+// resume sets up a snapshot that an earlier run started: after the last
+// row every sink committed, in a new transaction, numbering rows from the
+// reserved bound (see doc.go).
+func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos change.Position, hasPos bool, tables []*table) error {
+	prog.Emitted = false
+	snap.index = prog.Reserved
+	same := len(prog.Tables) == len(tables)
+	for i := 0; same && i < len(tables); i++ {
+		same = prog.Tables[i].Table == tables[i].qualified()
+	}
+	var why string
+	switch {
+	case !same:
+		why = "the table list changed"
+	case !hasPos || pos.Offset != prog.Offset:
+		why = "no snapshot row was committed"
+	default:
+		ok, err := snap.resumeAt(pos.Index)
+		if err != nil {
+			return err
+		}
+		if ok {
+			for i := range prog.Tables {
+				prog.Tables[i].Done = i < snap.table
+			}
+			return nil
+		}
+		why = "the committed row's key is no longer in the state"
+	}
+	p.logger.Warn("postgres source: snapshot starts over", "source", p.name, "reason", why)
+	prog.Tables = prog.Tables[:0]
+	for _, t := range tables {
+		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
+	}
+	snap.table, snap.after = 0, nil
+	return nil
+}
+
+func findingsError(findings []Finding) error {
+	var msgs []string
+	for _, f := range findings {
+		if f.Severity == Error {
+			msgs = append(msgs, f.String())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return engine.Permanent(errors.New(strings.Join(msgs, "; ")))
+}
+
+// Read returns the next batch: snapshot rows first, then streamed changes.
+func (p *Postgres) Read(ctx context.Context) ([]change.Event, error) {
+	if p.snap != nil {
+		events, err := p.snap.next()
+		if err == nil {
+			return events, nil
+		}
+		if err != io.EOF {
+			return nil, fmt.Errorf("source %q: %w", p.name, err)
+		}
+		p.snap.close()
+		p.snap = nil
+		p.logger.Info("postgres source: snapshot read, streaming", "source", p.name)
+		p.start()
+	}
+	select {
+	case b := <-p.stream.out:
+		return b, nil
+	case err := <-p.errc:
+		p.errc <- err // later Reads fail the same way
+		return nil, fmt.Errorf("source %q: %w", p.name, err)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Ack records what every sink committed; streamed positions are
+// confirmed to the slot with the next standby status update (snapshot
+// positions lie before the slot's consistent point and confirm nothing).
+func (p *Postgres) Ack(ctx context.Context, cp change.Checkpoint) error {
+	pos, ok := cp[change.Stream{Source: p.name}]
+	if !ok {
+		return nil
+	}
+	if p.stream != nil {
+		p.stream.ack(pos)
+	}
+	return nil
+}
+
+// Close stops reading and releases the connections; it does not wait
+// for anything in flight to be committed.
+func (p *Postgres) Close() error {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	if p.snap != nil {
+		p.snap.close()
+		p.snap = nil
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package postgres
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+)
+
+// kind is how a PostgreSQL type's text form becomes a Go value.
+type kind uint8
+
+const (
+	kText kind = iota // strings: text, varchar, enums, uuid, interval, time, anything unknown
+	kInt
+	kFloat
+	kNumeric
+	kBool
+	kDate
+	kTimestamp
+	kTimestamptz
+	kJSON
+	kBytea
+	kArray
+)
+
+// pgType is what decoding needs to know about one type OID.
+type pgType struct {
+	kind  kind
+	elem  uint32 // element type of an array
+	delim byte   // array element delimiter (',' for all but box)
+}
+
+// builtins are the types every server has, so that the common case
+// needs no catalog query.
+var builtins = map[uint32]pgType{
+	16: {kind: kBool}, 17: {kind: kBytea}, 18: {kind: kText}, 19: {kind: kText},
+	20: {kind: kInt}, 21: {kind: kInt}, 23: {kind: kInt}, 25: {kind: kText}, 26: {kind: kInt},
+	114: {kind: kJSON}, 700: {kind: kFloat}, 701: {kind: kFloat},
+	1042: {kind: kText}, 1043: {kind: kText}, 1082: {kind: kDate}, 1083: {kind: kText},
+	1114: {kind: kTimestamp}, 1184: {kind: kTimestamptz}, 1186: {kind: kText}, 1266: {kind: kText},
+	1700: {kind: kNumeric}, 2950: {kind: kText}, 3802: {kind: kJSON},
+	// arrays of the above
+	1000: {kind: kArray, elem: 16}, 1001: {kind: kArray, elem: 17}, 1005: {kind: kArray, elem: 21},
+	1007: {kind: kArray, elem: 23}, 1009: {kind: kArray, elem: 25}, 1014: {kind: kArray, elem: 1042},
+	1015: {kind: kArray, elem: 1043}, 1016: {kind: kArray, elem: 20}, 1021: {kind: kArray, elem: 700},
+	1022: {kind: kArray, elem: 701}, 1115: {kind: kArray, elem: 1114}, 1182: {kind: kArray, elem: 1082},
+	1183: {kind: kArray, elem: 1083}, 1185: {kind: kArray, elem: 1184}, 1187: {kind: kArray, elem: 1186},
+	1231: {kind: kArray, elem: 1700}, 2951: {kind: kArray, elem: 2950}, 199: {kind: kArray, elem: 114},
+	3807: {kind: kArray, elem: 3802},
+}
+
+// typeRegistry resolves type OIDs (enums, domains, arrays of user types)
+// through the catalog once and caches them. Safe for concurrent use.
+type typeRegistry struct {
+	mu sync.RWMutex
+	m  map[uint32]pgType
+}
+
+func newTypeRegistry() *typeRegistry { return &typeRegistry{m: map[uint32]pgType{}} }
+
+func (r *typeRegistry) get(oid uint32) (pgType, bool) {
+	if t, ok := builtins[oid]; ok {
+		return t, true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.m[oid]
+	return t, ok
+}
+
+// ensure makes every OID in oids (and their element and base types)
+// known, querying the catalog for those that are not.
+func (r *typeRegistry) ensure(ctx context.Context, conn *pgx.Conn, oids []uint32) error {
+	for range 8 { // domains over arrays of domains: a few rounds resolve any real nesting
+		var missing []uint32
+		for _, o := range oids {
+			if _, ok := r.get(o); !ok {
+				missing = append(missing, o)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		rows, err := conn.Query(ctx, `SELECT oid, typtype, typbasetype, typelem, typcategory, typdelim FROM pg_type WHERE oid = ANY($1)`, missing)
+		if err != nil {
+			return fmt.Errorf("look up column types: %w", err)
+		}
+		type row struct {
+			oid, base, elem uint32
+			typtype, cat    string
+			delim           string
+		}
+		var found []row
+		for rows.Next() {
+			var x row
+			if err := rows.Scan(&x.oid, &x.typtype, &x.base, &x.elem, &x.cat, &x.delim); err != nil {
+				rows.Close()
+				return fmt.Errorf("look up column types: %w", err)
+			}
+			found = append(found, x)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("look up column types: %w", err)
+		}
+		oids = oids[:0:0]
+		r.mu.Lock()
+		for _, x := range found {
+			switch {
+			case x.typtype == "d":
+				// A domain decodes as its base type: resolve that first.
+				if bt, ok := builtinsOrCached(r, x.base); ok {
+					r.m[x.oid] = bt
+				} else {
+					oids = append(oids, x.base, x.oid)
+				}
+			case x.cat == "A" && x.elem != 0:
+				d := byte(',')
+				if len(x.delim) == 1 {
+					d = x.delim[0]
+				}
+				r.m[x.oid] = pgType{kind: kArray, elem: x.elem, delim: d}
+				oids = append(oids, x.elem)
+			default: // enums, composite, ranges, geometric, network…: their text form
+				r.m[x.oid] = pgType{kind: kText}
+			}
+		}
+		for _, o := range missing {
+			if _, ok := r.m[o]; !ok && !contains(oids, o) {
+				r.m[o] = pgType{kind: kText} // vanished type: keep its text
+			}
+		}
+		r.mu.Unlock()
+		if len(oids) == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// builtinsOrCached is get without locking (the caller holds r.mu).
+func builtinsOrCached(r *typeRegistry, oid uint32) (pgType, bool) {
+	if t, ok := builtins[oid]; ok {
+		return t, true
+	}
+	t, ok := r.m[oid]
+	return t, ok
+}
+
+func contains[T comparable](list []T, v T) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// decode turns the text form of a value of type oid into its Go value.
+// The session must use DateStyle ISO, TimeZone UTC and bytea_output hex
+// (sessionParams).
+func (r *typeRegistry) decode(oid uint32, text []byte) (any, error) {
+	t, ok := r.get(oid)
+	if !ok {
+		return string(text), nil
+	}
+	return r.decodeKind(t, text)
+}
+
+func (r *typeRegistry) decodeKind(t pgType, text []byte) (any, error) {
+	switch t.kind { // the commonest kinds without converting to a string first
+	case kInt:
+		if v, ok := parseInt(text); ok {
+			return v, nil
+		}
+		return strconv.ParseInt(string(text), 10, 64) // for its error
+	case kBool:
+		return len(text) == 1 && text[0] == 't', nil
+	}
+	s := string(text)
+	switch t.kind {
+	case kFloat:
+		switch s {
+		case "NaN":
+			return math.NaN(), nil
+		case "Infinity":
+			return math.Inf(1), nil
+		case "-Infinity":
+			return math.Inf(-1), nil
+		}
+		return strconv.ParseFloat(s, 64)
+	case kNumeric:
+		return change.Numeric(s), nil
+	case kDate:
+		if tm, err := time.Parse("2006-01-02", s); err == nil {
+			return tm, nil
+		}
+		return s, nil // infinity, BC dates: kept as PostgreSQL wrote them
+	case kTimestamp:
+		if tm, err := time.Parse("2006-01-02 15:04:05", s); err == nil {
+			return tm, nil
+		}
+		return s, nil
+	case kTimestamptz:
+		for _, layout := range []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"} {
+			if tm, err := time.Parse(layout, s); err == nil {
+				return tm.UTC(), nil
+			}
+		}
+		return s, nil
+	case kJSON:
+		return change.JSON(s), nil
+	case kBytea:
+		if !strings.HasPrefix(s, `\x`) {
+			return nil, fmt.Errorf("bytea value not in hex format (set bytea_output = hex)")
+		}
+		return hex.DecodeString(s[2:])
+	case kArray:
+		et, ok := r.get(t.elem)
+		if !ok {
+			et = pgType{kind: kText}
+		}
+		delim := t.delim
+		if delim == 0 {
+			delim = ','
+		}
+		return parseArray(s, delim, func(elem string) (any, error) { return r.decodeKind(et, []byte(elem)) })
+	}
+	return s, nil
+}
+
+// sessionParams make every value's text form the one decode expects,
+// whatever the server's defaults are.
+var sessionParams = map[string]string{
+	"DateStyle":          "ISO, MDY",
+	"TimeZone":           "UTC",
+	"bytea_output":       "hex",
+	"IntervalStyle":      "postgres",
+	"extra_float_digits": "3",
+	"application_name":   "sluice",
+}
+
+// parseInt parses a decimal int64 without allocating; ok is false for
+// anything it does not accept (strconv then says why).
+func parseInt(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 { // 19 digits may overflow: leave those to strconv
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
