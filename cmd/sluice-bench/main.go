@@ -1,0 +1,272 @@
+// Command sluice-bench runs the standard workload end to end through a
+// PostgreSQL → MariaDB/MySQL or PostgreSQL → PostgreSQL pipeline, run by
+// the sluice binary in a child process (so that its peak RSS is measured
+// alone), and prints snapshot rows/s, streaming events/s, commit-to-visible
+// latency percentiles and peak RSS. The target must end identical to the
+// source, or it exits 1.
+//
+//	sluice-bench -source-dsn postgres://... -target mysql -target-dsn 'root@tcp(127.0.0.1:3306)/bench'
+//
+// The workload: preload -rows users (snapshot phase); with the pipeline
+// stopped, -inserts inserts in transactions of -tx, -updates updates and
+// -deletes deletes, then the pipeline catches up (streaming phase, so the
+// figure is the pipeline's, not the writer's); then single-row inserts at
+// -rate per second for -latency (latency phase). It drops and recreates
+// the table bench_users on both sides and the slot and publication
+// sluice_bench on the source.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/internal/peakrss"
+)
+
+type options struct {
+	sourceDSN, target, targetDSN string
+	rows, inserts, tx            int
+	updates, deletes             int
+	rate                         int
+	latency                      time.Duration
+	sluice                       string
+	batchSize                    int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.sourceDSN, "source-dsn", os.Getenv("SOURCE_DSN"), "PostgreSQL source URL (wal_level=logical); default $SOURCE_DSN")
+	flag.StringVar(&o.target, "target", "mysql", "target kind: mysql or postgres")
+	flag.StringVar(&o.targetDSN, "target-dsn", os.Getenv("TARGET_DSN"), "target DSN; default $TARGET_DSN")
+	flag.IntVar(&o.rows, "rows", 200_000, "rows preloaded before the pipeline starts (snapshot phase)")
+	flag.IntVar(&o.inserts, "inserts", 200_000, "inserts in the streaming phase")
+	flag.IntVar(&o.tx, "tx", 100, "rows per source transaction in the streaming phase")
+	flag.IntVar(&o.updates, "updates", 50_000, "updates in the streaming phase")
+	flag.IntVar(&o.deletes, "deletes", 20_000, "deletes in the streaming phase")
+	flag.IntVar(&o.rate, "rate", 1000, "single-row inserts per second in the latency phase")
+	flag.DurationVar(&o.latency, "latency", 30*time.Second, "length of the latency phase")
+	flag.IntVar(&o.batchSize, "batch-size", 1000, "the sink's batch_size")
+	flag.StringVar(&o.sluice, "sluice", defaultSluice(), "the sluice binary that runs the pipeline (a separate process, so that its peak RSS is its own)")
+	flag.Parse()
+	if o.sourceDSN == "" || o.targetDSN == "" || (o.target != "mysql" && o.target != "postgres") {
+		fmt.Fprintln(os.Stderr, "sluice-bench: want -source-dsn, -target mysql|postgres and -target-dsn")
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, out io.Writer) error {
+	ctx := context.Background()
+	src, err := openSource(ctx, o.sourceDSN)
+	if err != nil {
+		return err
+	}
+	defer src.close()
+	tgt, err := openTarget(o.target, o.targetDSN)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	if err := src.reset(ctx); err != nil {
+		return err
+	}
+	if err := tgt.reset(ctx); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	file, err := pipeline(o, dir)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "preloading %d rows\n", o.rows)
+	if err := src.preload(ctx, o.rows); err != nil {
+		return err
+	}
+
+	// Snapshot phase: from start until the target holds every row.
+	p, err := startPipeline(o, file)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := waitEqual(ctx, src, tgt, 10*time.Minute, p); err != nil {
+		return fmt.Errorf("snapshot phase: %w", err)
+	}
+	snapshot := time.Since(t0)
+	fmt.Fprintf(out, "snapshot:  %d rows in %v: %.0f rows/s\n", o.rows, snapshot.Round(time.Millisecond), float64(o.rows)/snapshot.Seconds())
+	if err := p.stop(); err != nil {
+		return err
+	}
+	peakRSS := p.peakRSS
+
+	// Streaming phase: the changes wait in the WAL; measure the catch-up.
+	changes, err := src.workload(ctx, o.rows, o.inserts, o.tx, o.updates, o.deletes)
+	if err != nil {
+		return err
+	}
+	p, err = startPipeline(o, file)
+	if err != nil {
+		return err
+	}
+	t0 = time.Now()
+	if err := waitEqual(ctx, src, tgt, 10*time.Minute, p); err != nil {
+		return fmt.Errorf("streaming phase: %w", err)
+	}
+	streaming := time.Since(t0)
+	fmt.Fprintf(out, "streaming: %d changes in %v: %.0f events/s\n", changes, streaming.Round(time.Millisecond), float64(changes)/streaming.Seconds())
+
+	// Latency phase: single-row inserts at a steady rate.
+	lat, err := measureLatency(ctx, src, tgt, o.rows+o.inserts+1, o.rate, o.latency)
+	if err != nil {
+		return fmt.Errorf("latency phase: %w", err)
+	}
+	if err := waitEqual(ctx, src, tgt, 2*time.Minute, p); err != nil {
+		return fmt.Errorf("latency phase: %w", err)
+	}
+	if err := p.stop(); err != nil {
+		return err
+	}
+	peakRSS = max(peakRSS, p.peakRSS)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	fmt.Fprintf(out, "latency:   %d inserts at %d/s: p50 %v, p99 %v, max %v (commit to visible in the target)\n",
+		len(lat), o.rate, pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond))
+
+	diff, err := compare(ctx, src, tgt)
+	if err != nil {
+		return err
+	}
+	if diff != "" {
+		return fmt.Errorf("the target differs from the source: %s", diff)
+	}
+	fmt.Fprintf(out, "target equals source row by row; peak RSS of sluice run %.1f MB\n", peakRSS)
+	return nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted) - 1) * p / 100
+	return sorted[i].Round(10 * time.Microsecond)
+}
+
+// defaultSluice is the sluice binary beside this one, else "sluice" on
+// PATH.
+func defaultSluice() string {
+	if exe, err := os.Executable(); err == nil {
+		if p := filepath.Join(filepath.Dir(exe), "sluice"); fileExists(p) {
+			return p
+		}
+	}
+	return "sluice"
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// pipeline writes the benchmark's pipeline file into dir and returns its
+// path; it is checked with dsl.Load first so that a mistake shows here.
+func pipeline(o options, dir string) (string, error) {
+	src := fmt.Sprintf(`pipeline "bench" {
+  state = %q
+}
+
+source "postgres" "pg" {
+  dsn         = env("BENCH_SOURCE_DSN")
+  tables      = ["public.bench_users"]
+  slot        = "sluice_bench"
+  publication = "sluice_bench"
+  heartbeat   = "1s"
+}
+
+sink %q "target" {
+  from        = source.pg
+  dsn         = env("BENCH_TARGET_DSN")
+  auto_create = true
+  batch_size  = %d
+}
+`, filepath.Join(dir, "bench.db"), o.target, o.batchSize)
+	if _, _, diags := dsl.LoadWith("bench.hcl", []byte(src), dsl.Options{Offline: true}); diags.HasErrors() {
+		return "", diags
+	}
+	path := filepath.Join(dir, "bench.hcl")
+	return path, os.WriteFile(path, []byte(src), 0o600)
+}
+
+// running is `sluice run` in a child process.
+type running struct {
+	cmd     *exec.Cmd
+	done    chan error
+	err     error // set once done has delivered
+	exited  bool
+	peakRSS float64 // MB, once stopped
+	rss     *peakrss.Sampler
+	logs    *bytes.Buffer
+}
+
+func startPipeline(o options, file string) (*running, error) {
+	cmd := exec.Command(o.sluice, "run", file, "--log-format", "json")
+	// The DSNs reach the pipeline file through its env() calls, never
+	// through the file itself.
+	cmd.Env = append(os.Environ(), "BENCH_SOURCE_DSN="+o.sourceDSN, "BENCH_TARGET_DSN="+o.targetDSN)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.sluice, err)
+	}
+	// Sampled VmHWM, not the child's ru_maxrss, which would include this
+	// process's own peak (see internal/peakrss).
+	r := &running{cmd: cmd, done: make(chan error, 1), logs: logs, rss: peakrss.Start(cmd.Process.Pid)}
+	go func() { r.done <- cmd.Wait() }()
+	return r, nil
+}
+
+// failed returns an error if the pipeline has stopped.
+func (r *running) failed() error {
+	if r.exited {
+		return r.err
+	}
+	select {
+	case err := <-r.done:
+		r.exited = true
+		r.err = fmt.Errorf("sluice run stopped (%v):\n%s", err, r.logs.String())
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// stop stops the pipeline gracefully (SIGTERM: drain, commit, exit 0).
+func (r *running) stop() error {
+	if r.exited {
+		return r.err
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	err := <-r.done
+	r.exited = true
+	r.peakRSS = peakrss.MB(r.rss.Stop())
+	if err != nil {
+		return fmt.Errorf("sluice run: %v\n%s", err, r.logs.String())
+	}
+	return nil
+}
