@@ -41,6 +41,10 @@
 // end and when the snapshot is read, together with a reserved bound on
 // the indexes handed out.
 //
+// A snapshot that was read to its end (Emitted) and whose last row the
+// sinks committed is over: a restart streams, whatever the tables hold
+// by then.
+//
 // An interrupted snapshot resumes after the exact row the sinks committed
 // (the `from` position): Open maps its Index back to its table and key
 // through the chunk record, and reads on from the next key in a new

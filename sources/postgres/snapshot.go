@@ -34,6 +34,10 @@ type SnapshotProgress struct {
 	// Emitted reports that every row has been read (not that sinks have
 	// committed them: a restart still resumes after the committed row).
 	Emitted bool `json:"emitted"`
+	// Last is the Index of the last row read, saved with Emitted (absent
+	// when no row was): sinks that committed it hold the whole snapshot,
+	// so a restart streams instead of resuming a read that is over.
+	Last *uint32 `json:"last,omitempty"`
 	// Reserved bounds every Index handed out so far: a restarted or
 	// resumed snapshot numbers its rows from here, so that no sink
 	// mistakes a new row for one it committed.
@@ -58,6 +62,12 @@ type chunkRecord struct {
 	First uint32     `json:"first"` // Index of Keys[0]
 	Table int        `json:"table"`
 	Keys  [][]string `json:"keys"`
+}
+
+// complete reports whether sinks that committed pos hold every snapshot
+// row: the read is over and its last row committed.
+func (p SnapshotProgress) complete(pos change.Position, hasPos bool) bool {
+	return p.Emitted && p.Last != nil && hasPos && pos.Offset == p.Offset && pos.Index >= *p.Last
 }
 
 // ReadProgress returns the snapshot progress kept in a postgres source's
@@ -88,9 +98,13 @@ type snapshotReader struct {
 	table int
 	after []string
 	index uint32 // Index of the next row
-	cur   chunkRecord
-	rr    *pgconn.ResultReader
-	ctx   context.Context // lives as long as the source: the query outlives one Read
+	// last is the Index of the last row handed out (or committed, on a
+	// resume), if hasLast.
+	last    uint32
+	hasLast bool
+	cur     chunkRecord
+	rr      *pgconn.ResultReader
+	ctx     context.Context // lives as long as the source: the query outlives one Read
 }
 
 // Snapshot chunking: a Read returns at most one chunk (fewer rows when
@@ -205,6 +219,7 @@ func (s *snapshotReader) next() ([]change.Event, error) {
 				return nil, err
 			}
 			s.after = keys[len(keys)-1]
+			s.last, s.hasLast = events[len(events)-1].Position.Index, true
 			return events, nil
 		}
 		if _, err := s.rr.Close(); err != nil {
@@ -220,6 +235,10 @@ func (s *snapshotReader) next() ([]change.Event, error) {
 		}
 	}
 	s.prog.Emitted = true
+	if s.hasLast {
+		last := s.last
+		s.prog.Last = &last
+	}
 	if err := s.putProgress(); err != nil {
 		return nil, err
 	}

@@ -216,6 +216,35 @@ func TestRestartFromCheckpointHasNoGapNoDuplicate(t *testing.T) {
 	}
 }
 
+// TestCommittedSnapshotIsNotReadAgain: a pipeline stopped after its
+// sinks committed the last snapshot row streams on restart. Resuming the
+// read instead would take the rows inserted since (a new transaction
+// sees them) as snapshot rows: on a big table, minutes of reading again.
+func TestCommittedSnapshotIsNotReadAgain(t *testing.T) {
+	d := newDB(t)
+	d.exec(`CREATE TABLE k (id int PRIMARY KEY)`)
+	d.exec(`INSERT INTO k SELECT generate_series(1, 10000)`)
+	st := newState()
+	cfg := dsl.PostgresSource{Tables: []string{"public.k"}}
+	p := d.open(cfg, nil, st)
+	snap := readUntil(t, p, countRows(10000))
+	last := snap[len(snap)-1]
+	d.exec(`INSERT INTO k VALUES (10001)`)
+	readUntil(t, p, untilMarks(1)) // the read ends, then the stream
+	ackAll(t, p, last)
+	p.Close()
+	d.exec(`INSERT INTO k VALUES (20001)`)
+
+	p = d.open(cfg, change.Checkpoint{last.Position.Stream(): last.Position}, st)
+	got := rows(readUntil(t, p, untilMarks(2)))
+	if len(got) != 2 || got[0].Op != change.Insert || got[0].Key["id"] != int64(10001) || got[1].Key["id"] != int64(20001) {
+		for _, e := range got[:min(len(got), 3)] {
+			t.Logf("%s %v at %v", e.Op, e.Key, e.Position)
+		}
+		t.Fatalf("after the committed snapshot: %d row events, want the 2 streamed inserts", len(got))
+	}
+}
+
 // TestSnapshotWithoutKeyResumesByCtid: a table without a primary key
 // (REPLICA IDENTITY FULL) is read in ctid order and resumes after the
 // committed row.

@@ -211,6 +211,8 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		exported, snapOffset = res.SnapshotName, uint64(cp)-1
 		p.stream.confirm = cp
 	case !wantSnapshot:
+	case hasProg && prog.complete(pos, hasPos):
+		wantSnapshot = false // stopped after the sinks committed the whole snapshot
 	case hasProg && (!hasPos || pos.Offset <= prog.Offset):
 		snapOffset = prog.Offset // resume the snapshot
 	case !hasProg && !hasPos:
@@ -273,7 +275,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 // row every sink committed, in a new transaction, numbering rows from the
 // reserved bound (see doc.go).
 func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos change.Position, hasPos bool, tables []*table) error {
-	prog.Emitted = false
+	prog.Emitted, prog.Last = false, nil
 	snap.index = prog.Reserved
 	same := len(prog.Tables) == len(tables)
 	for i := 0; same && i < len(tables); i++ {
@@ -291,6 +293,9 @@ func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos chan
 			return err
 		}
 		if ok {
+			// Until the resumed read hands out a row, the committed one
+			// is the last.
+			snap.last, snap.hasLast = pos.Index, true
 			for i := range prog.Tables {
 				prog.Tables[i].Done = i < snap.table
 			}
