@@ -41,6 +41,7 @@ type options struct {
 	latency                      time.Duration
 	sluice                       string
 	batchSize                    int
+	cpuProfile                   string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.DurationVar(&o.latency, "latency", 30*time.Second, "length of the latency phase")
 	flag.IntVar(&o.batchSize, "batch-size", 1000, "the sink's batch_size")
 	flag.StringVar(&o.sluice, "sluice", defaultSluice(), "the sluice binary that runs the pipeline (a separate process, so that its peak RSS is its own)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of sluice run to PREFIX-snapshot.prof and PREFIX-streaming.prof (the latter covers the latency phase too)")
 	flag.Parse()
 	if o.sourceDSN == "" || o.targetDSN == "" || (o.target != "mysql" && o.target != "postgres") {
 		fmt.Fprintln(os.Stderr, "sluice-bench: want -source-dsn, -target mysql|postgres and -target-dsn")
@@ -103,15 +105,18 @@ func run(o options, out io.Writer) error {
 	}
 
 	// Snapshot phase: from start until the target holds every row.
-	p, err := startPipeline(o, file)
+	p, err := startPipeline(o, file, "snapshot")
 	if err != nil {
 		return err
 	}
-	t0 := time.Now()
-	if err := waitEqual(ctx, src, tgt, 10*time.Minute, p); err != nil {
+	// The snapshot reads in primary-key order: the last row is the last
+	// to arrive.
+	snapshot, err := waitEqual(ctx, src, tgt, 10*time.Minute, p, func(ctx context.Context) (bool, error) {
+		return tgt.has(ctx, int64(o.rows))
+	})
+	if err != nil {
 		return fmt.Errorf("snapshot phase: %w", err)
 	}
-	snapshot := time.Since(t0)
 	fmt.Fprintf(out, "snapshot:  %d rows in %v: %.0f rows/s\n", o.rows, snapshot.Round(time.Millisecond), float64(o.rows)/snapshot.Seconds())
 	if err := p.stop(); err != nil {
 		return err
@@ -123,15 +128,17 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	p, err = startPipeline(o, file)
+	p, err = startPipeline(o, file, "streaming")
 	if err != nil {
 		return err
 	}
-	t0 = time.Now()
-	if err := waitEqual(ctx, src, tgt, 10*time.Minute, p); err != nil {
+	streaming, err := waitEqual(ctx, src, tgt, 10*time.Minute, p, func(ctx context.Context) (bool, error) {
+		ok, err := tgt.has(ctx, lastDeleted(o.deletes))
+		return !ok, err
+	})
+	if err != nil {
 		return fmt.Errorf("streaming phase: %w", err)
 	}
-	streaming := time.Since(t0)
 	fmt.Fprintf(out, "streaming: %d changes in %v: %.0f events/s\n", changes, streaming.Round(time.Millisecond), float64(changes)/streaming.Seconds())
 
 	// Latency phase: single-row inserts at a steady rate.
@@ -139,7 +146,7 @@ func run(o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("latency phase: %w", err)
 	}
-	if err := waitEqual(ctx, src, tgt, 2*time.Minute, p); err != nil {
+	if _, err := waitEqual(ctx, src, tgt, 2*time.Minute, p, nil); err != nil {
 		return fmt.Errorf("latency phase: %w", err)
 	}
 	if err := p.stop(); err != nil {
@@ -222,8 +229,12 @@ type running struct {
 	logs    *bytes.Buffer
 }
 
-func startPipeline(o options, file string) (*running, error) {
-	cmd := exec.Command(o.sluice, "run", file, "--log-format", "json")
+func startPipeline(o options, file, phase string) (*running, error) {
+	args := []string{"run", file, "--log-format", "json"}
+	if o.cpuProfile != "" {
+		args = append(args, "--cpuprofile", o.cpuProfile+"-"+phase+".prof")
+	}
+	cmd := exec.Command(o.sluice, args...)
 	// The DSNs reach the pipeline file through its env() calls, never
 	// through the file itself.
 	cmd.Env = append(os.Environ(), "BENCH_SOURCE_DSN="+o.sourceDSN, "BENCH_TARGET_DSN="+o.targetDSN)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -17,6 +18,7 @@ type target interface {
 	reset(ctx context.Context) error
 	aggregate(ctx context.Context) (string, error)
 	maxID(ctx context.Context) (int64, error)
+	has(ctx context.Context, id int64) (bool, error)
 	rows(ctx context.Context) (*sql.Rows, error)
 	close()
 }
@@ -85,6 +87,13 @@ func (t *sqlTarget) maxID(ctx context.Context) (int64, error) {
 	return id.Int64, err
 }
 
+// has reports whether the row id exists (a primary-key lookup).
+func (t *sqlTarget) has(ctx context.Context, id int64) (bool, error) {
+	var n int
+	err := t.db.QueryRowContext(ctx, `SELECT count(*) FROM bench_users WHERE id = `+strconv.FormatInt(id, 10)).Scan(&n)
+	return n > 0, err
+}
+
 func (t *sqlTarget) rows(ctx context.Context) (*sql.Rows, error) {
 	return t.db.QueryContext(ctx, t.rowsSQL)
 }
@@ -103,26 +112,41 @@ func (s *source) aggregate(ctx context.Context) (string, error) {
 	return out, err
 }
 
-// waitEqual polls until the target's aggregate equals the source's, the
-// pipeline fails, or the timeout passes.
-func waitEqual(ctx context.Context, src *source, tgt target, timeout time.Duration, p *running) error {
+// waitEqual waits until the target holds what the source holds and
+// returns how long that took. It polls done, a primary-key lookup of the
+// row the phase's last change touched, every few milliseconds: cheap for
+// the target, unlike the aggregate, a scan of the whole table that would
+// take the target server's CPU from the pipeline it measures. Then it
+// checks the aggregates, and polls them too (slowly) until they agree,
+// so a done that came true early only makes the figure worse.
+func waitEqual(ctx context.Context, src *source, tgt target, timeout time.Duration, p *running, done func(context.Context) (bool, error)) (time.Duration, error) {
+	t0 := time.Now()
 	want, err := src.aggregate(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	deadline := time.Now().Add(timeout)
+	deadline := t0.Add(timeout)
+	for done != nil && time.Now().Before(deadline) {
+		if err := p.failed(); err != nil {
+			return 0, err
+		}
+		if ok, err := done(ctx); err == nil && ok {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 	var got string
 	for time.Now().Before(deadline) {
 		if err := p.failed(); err != nil {
-			return err
+			return 0, err
 		}
 		got, err = tgt.aggregate(ctx)
 		if err == nil && got == want {
-			return nil
+			return time.Since(t0), nil
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("the target did not catch up within %v: source count/sum(id)/sum(score) %s, target %s (last error %v)", timeout, want, got, err)
+	return 0, fmt.Errorf("the target did not catch up within %v: source count/sum(id)/sum(score) %s, target %s (last error %v)", timeout, want, got, err)
 }
 
 // compare reads both tables in id order and returns the first

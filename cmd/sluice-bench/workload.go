@@ -115,7 +115,7 @@ func (s *source) workload(ctx context.Context, preloaded, inserts, tx, updates, 
 		return 0, fmt.Errorf("workload updates: %w", err)
 	}
 	if err := run(deletes, func(i int) (string, []any) {
-		return `DELETE FROM bench_users WHERE id = $1`, []any{int64(2*i + 1)}
+		return `DELETE FROM bench_users WHERE id = $1`, []any{deletedID(i)}
 	}); err != nil {
 		return 0, fmt.Errorf("workload deletes: %w", err)
 	}
@@ -187,4 +187,16 @@ func measureLatency(ctx context.Context, src *source, tgt target, firstID, rate 
 		lat[i] = max(0, visible[i].Sub(committed[i]))
 	}
 	return lat, nil
+}
+
+// deletedID is the row the workload's i-th delete removes.
+func deletedID(i int) int64 { return int64(2*i + 1) }
+
+// lastDeleted is the row the workload's last change removes (or, without
+// deletes, a row that never exists).
+func lastDeleted(deletes int) int64 {
+	if deletes == 0 {
+		return -1
+	}
+	return deletedID(deletes - 1)
 }

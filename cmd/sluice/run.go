@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/sluice-cdc/sluice/components"
@@ -40,9 +41,18 @@ func (c *cli) runPipeline(args []string) int {
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, json otherwise)")
 	httpAddr := fs.String("http", "", "serve /metrics, /healthz, /readyz and /status on this address (host:port)")
 	instance := fs.String("instance", "", "name of this process among those running the pipeline side by side (sets "+kafkasink.InstanceEnv+"; keep it across restarts)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file when it stops (for `go tool pprof`)")
 	files, code, ok := c.parseFiles(fs, args, 1, 1)
 	if !ok {
 		return code
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			c.errorf("--cpuprofile: %v", err)
+			return exitUsage
+		}
+		defer stopProfile()
 	}
 	logs := &swapWriter{w: c.stderr}
 	terminal := isTerminal(c.stderr)
@@ -114,6 +124,23 @@ func (c *cli) runPipeline(args []string) int {
 	}
 	logger.Info("pipeline stopped", "pipeline", cfg.Pipeline.Name)
 	return exitOK
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // checkSlots refuses to run a pipeline whose PostgreSQL slot was dropped
