@@ -113,3 +113,14 @@ func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 // IsPermanent reports whether err should stop the pipeline rather than be
 // retried after a reconnect.
 func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+// InstanceEnv names the environment variable that tells apart the
+// processes running the same pipeline side by side (scale-out behind a
+// Kafka source's consumer group); `sluice run --instance NAME` sets it.
+// Components that must be told apart use it: the exactly-once Kafka sink
+// appends it to its transactional id, so the processes do not fence each
+// other; the Kafka source makes it the group's static member id, so a
+// restarted process takes its partitions back at once. Each process
+// keeps its value across restarts (a pod ordinal, a host name): a
+// restarted process then fences its own predecessor.
+const InstanceEnv = "SLUICE_INSTANCE"

@@ -15,7 +15,6 @@ import (
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/state"
 	"github.com/sluice-cdc/sluice/observe"
-	kafkasink "github.com/sluice-cdc/sluice/sinks/kafka"
 )
 
 // runPipeline runs a pipeline until it is stopped. The first SIGINT or
@@ -24,12 +23,14 @@ import (
 //
 // --instance NAME tells apart processes that run the same pipeline side
 // by side, sharing a Kafka source's partitions through its consumer
-// group: it sets SLUICE_INSTANCE, which the exactly-once Kafka sink
-// appends to its transactional id so the processes do not fence each
-// other. Give each process a name it keeps across restarts (a pod
-// ordinal, a host name), so a restarted process fences its own
-// predecessor's open transaction; and give each its own state file (its
-// own working directory, or pipeline.state set through a variable).
+// group: it sets SLUICE_INSTANCE (engine.InstanceEnv), which the
+// exactly-once Kafka sink appends to its transactional id so the
+// processes do not fence each other, and which the Kafka source makes its
+// static group membership. Give each process a name it keeps across
+// restarts (a pod ordinal, a host name), so a restarted process fences
+// its own predecessor's open transaction and takes its partitions back
+// at once; and give each its own state file (its own working directory,
+// or pipeline.state set through a variable).
 //
 // With --http it serves /metrics, /healthz, /readyz and /status (package
 // observe). On a terminal it draws a progress bar per initial snapshot;
@@ -40,7 +41,7 @@ func (c *cli) runPipeline(args []string) int {
 	fs.Var(vars, "var", "set a variable: -var NAME=value (repeatable)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, json otherwise)")
 	httpAddr := fs.String("http", "", "serve /metrics, /healthz, /readyz and /status on this address (host:port)")
-	instance := fs.String("instance", "", "name of this process among those running the pipeline side by side (sets "+kafkasink.InstanceEnv+"; keep it across restarts)")
+	instance := fs.String("instance", "", "name of this process among those running the pipeline side by side (sets "+engine.InstanceEnv+"; keep it across restarts)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file when it stops (for `go tool pprof`)")
 	files, code, ok := c.parseFiles(fs, args, 1, 1)
 	if !ok {
@@ -62,7 +63,7 @@ func (c *cli) runPipeline(args []string) int {
 		return exitUsage
 	}
 	if *instance != "" {
-		if err := os.Setenv(kafkasink.InstanceEnv, *instance); err != nil {
+		if err := os.Setenv(engine.InstanceEnv, *instance); err != nil {
 			c.errorf("--instance: %v", err)
 			return exitUsage
 		}

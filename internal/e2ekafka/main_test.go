@@ -85,15 +85,28 @@ type instance struct {
 	logPath string
 }
 
-// startInstance starts `sluice run FILE --instance NAME` in a directory
-// of its own; its logs go to a file in that directory, shown if the test
-// fails. It is killed when the test ends.
+// startInstance starts `sluice run FILE --instance NAME` (without
+// --instance when name is "") in a directory of its own; its logs go to a
+// file in that directory, shown if the test fails. It is killed when the
+// test ends.
 func startInstance(t *testing.T, file, name string) *instance {
+	label := name
+	if name == "" {
+		label = "(single)"
+	}
+	return startProcess(t, file, name, label)
+}
+
+// startMember starts `sluice run FILE` without --instance, a dynamic
+// member of its consumer group, shown as label in the logs.
+func startMember(t *testing.T, file, label string) *instance {
+	return startProcess(t, file, "", label)
+}
+
+func startProcess(t *testing.T, file, name, label string) *instance {
 	t.Helper()
 	in := &instance{t: t, dir: t.TempDir(), file: file, name: name}
-	if name == "" {
-		name = "(single)"
-	}
+	name = label
 	in.logPath = filepath.Join(in.dir, "sluice.log")
 	in.start()
 	t.Cleanup(func() {

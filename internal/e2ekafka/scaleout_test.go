@@ -16,10 +16,11 @@ import (
 
 // TestScaleOutKillAppliesEachRecordOnce runs Kafka → MariaDB in append
 // mode (every applied change is a new row, so a change applied twice
-// shows) with two `sluice run` processes in one consumer group. Records
-// are produced throughout; one process is SIGKILLed and restarted twice.
-// Its partitions move: to the other process while the group drops the
-// dead member, and back as the restarted one joins. Each move must
+// shows) with two `sluice run` processes in one consumer group, dynamic
+// members (no --instance). Records are produced throughout; one process
+// is SIGKILLed and restarted twice. Its partitions move: to the other
+// process when the group drops the dead member, and back as the
+// restarted one joins. Each move must
 // resume after what the target committed for the partition, not at the
 // group's offset, which lags by what was committed but not acknowledged
 // when the process died. To make that lag certain rather than a matter of
@@ -36,9 +37,21 @@ func TestScaleOutKillAppliesEachRecordOnce(t *testing.T) {
 	} {
 		t.Run(tg.sink, func(t *testing.T) {
 			t.Parallel()
-			scaleOut(t, tg)
+			scaleOut(t, tg, false)
 		})
 	}
+}
+
+// TestStaticMembersTakeTheirPartitionsBack is the scale-out test with
+// `sluice run --instance NAME`: static members of the group. A killed
+// process restarted under its name takes its partitions back when it
+// rejoins, so every record is applied soon after the last is produced;
+// dynamic members would leave the dead member's partitions unread until
+// the group's 45 s session timeout, longer than the test allows.
+func TestStaticMembersTakeTheirPartitionsBack(t *testing.T) {
+	setup(t)
+	t.Parallel()
+	scaleOut(t, scaleOutTarget{sink: "mysql", driver: "mysql", dsn: maria.CreateDB, concat: "GROUP_CONCAT(__position)"}, true)
 }
 
 // scaleOutTarget is a database the scale-out test applies to.
@@ -49,13 +62,29 @@ type scaleOutTarget struct {
 	concat string // aggregate joining a group's positions with commas
 }
 
-func scaleOut(t *testing.T, tg scaleOutTarget) {
+func scaleOut(t *testing.T, tg scaleOutTarget, static bool) {
 	const (
 		topic      = "shop.public.orders"
 		partitions = 6
-		total      = 24_000
-		perTick    = 40 // records produced every 100ms: 400/s, about a minute in all
+		perTick    = 40 // records produced every 100ms: 400/s
 	)
+	// Dynamic members: the group drops the dead member after its session
+	// timeout (45s), so the second kill lands after the restarted process
+	// got partitions back; records are produced for about a minute.
+	// Static members: the restarted process has its partitions back as
+	// it rejoins, and every record must be applied within applyWithin of
+	// the last being produced.
+	total := 24_000
+	kills := []time.Duration{
+		time.Duration(4000+rand.IntN(4000)) * time.Millisecond,
+		time.Duration(52000+rand.IntN(5000)) * time.Millisecond,
+	}
+	applyWithin := 4 * time.Minute
+	if static {
+		total = 8_000
+		kills[1] = time.Duration(12000+rand.IntN(4000)) * time.Millisecond
+		applyWithin = 20 * time.Second
+	}
 	brokers := commitlessCluster(t, topic, partitions)
 	dsn := tg.dsn(t)
 	file := writePipeline(t, fmt.Sprintf(`
@@ -87,16 +116,13 @@ sink %q "replica" {
 	produced := make(chan error, 1)
 	go func() { produced <- produce(ctx, brokers, topic, total, perTick) }()
 
-	a := startInstance(t, file, "a")
-	b := startInstance(t, file, "b")
-	start := time.Now()
-	// The first kill lands while both process records; the group drops
-	// the dead member after its session timeout (45s), so the second kill
-	// lands after the restarted process got partitions back.
-	kills := []time.Duration{
-		time.Duration(4000+rand.IntN(4000)) * time.Millisecond,
-		time.Duration(52000+rand.IntN(5000)) * time.Millisecond,
+	var a, b *instance
+	if static {
+		a, b = startInstance(t, file, "a"), startInstance(t, file, "b")
+	} else {
+		a, b = startMember(t, file, "a"), startMember(t, file, "b")
 	}
+	start := time.Now()
 	for i, at := range kills {
 		time.Sleep(time.Until(start.Add(at)))
 		if a.exited() || b.exited() {
@@ -110,6 +136,7 @@ sink %q "replica" {
 		t.Fatalf("produce: %v", err)
 	}
 	t.Logf("produced %d records by %v", total, time.Since(start).Round(time.Millisecond))
+	applied := time.Now().Add(applyWithin)
 
 	var distinct int
 	for {
@@ -119,7 +146,7 @@ sink %q "replica" {
 		if distinct >= total {
 			break
 		}
-		if ctx.Err() != nil || a.exited() || b.exited() {
+		if ctx.Err() != nil || time.Now().After(applied) || a.exited() || b.exited() {
 			t.Fatalf("after %v: %d of %d records applied (instance a exited: %v, b exited: %v)", time.Since(start).Round(time.Second), distinct, total, a.exited(), b.exited())
 		}
 		time.Sleep(250 * time.Millisecond)

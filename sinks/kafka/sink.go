@@ -30,15 +30,6 @@ const (
 	HeaderPosition  = "sluice.position"  // Position.String(): "OFFSET.INDEX"
 )
 
-// InstanceEnv names the environment variable that tells apart sluice
-// processes running the same pipeline (scale-out behind a Kafka source's
-// consumer group): its value is appended to the transactional id, so the
-// processes do not fence each other. Give each process a distinct value
-// that it keeps across restarts (a pod ordinal, a host name), so a
-// restarted process fences its own predecessor. `sluice run --instance
-// NAME` sets it.
-const InstanceEnv = "SLUICE_INSTANCE"
-
 // maxBuffered bounds the records produced but not yet acknowledged, and
 // so the sink's memory: Write blocks beyond it.
 const maxBuffered = 10_000
@@ -135,7 +126,7 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	}
 	if c.ExactlyOnce {
 		sk.txnID = "sluice." + pipeline + "." + s.Name
-		if inst := os.Getenv(InstanceEnv); inst != "" {
+		if inst := os.Getenv(engine.InstanceEnv); inst != "" {
 			sk.txnID += "." + inst
 		}
 	}
@@ -383,7 +374,7 @@ func (s *Sink) firstProduceErr() error {
 func (s *Sink) classify(doing string, err error) error {
 	switch {
 	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch), errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
-		return engine.Permanent(fmt.Errorf("%s: %s: %w (another sluice process with transactional id %q took over: processes that run the same pipeline side by side need distinct %s values)", s.label, doing, err, s.txnID, InstanceEnv))
+		return engine.Permanent(fmt.Errorf("%s: %s: %w (another sluice process with transactional id %q took over: processes that run the same pipeline side by side need distinct %s values)", s.label, doing, err, s.txnID, engine.InstanceEnv))
 	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
 		return engine.Permanent(fmt.Errorf("%s: %s: %w (grant the sink's principal write access)", s.label, doing, err))
 	case errors.Is(err, kerr.InvalidTopicException):

@@ -445,10 +445,10 @@ func BenchmarkAtLeastOnce(b *testing.B) { benchmarkSink(b, false) }
 func TestTwoInstancesKeepTheirStreams(t *testing.T) {
 	brokers := cluster(t)
 	ctx := context.Background()
-	t.Setenv(InstanceEnv, "a")
+	t.Setenv(engine.InstanceEnv, "a")
 	a, _ := open(t, block(brokers, true), nil)
 	defer a.Close()
-	t.Setenv(InstanceEnv, "b")
+	t.Setenv(engine.InstanceEnv, "b")
 	b, _ := open(t, block(brokers, true), nil)
 	defer b.Close()
 	if a.txnID == b.txnID {

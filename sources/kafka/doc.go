@@ -20,4 +20,10 @@
 // until what it delivered of it is acknowledged and commits that, so the
 // next owner starts where this process stopped. Consumption is
 // read_committed, so records of aborted Kafka transactions never appear.
+//
+// Under `sluice run --instance NAME` the source is a static member of the
+// group (group.instance.id = NAME): a process killed and restarted under
+// the same name takes its partitions back as soon as it rejoins, with no
+// rebalance; one that does not come back gives them up when the group's
+// session timeout expires it.
 package kafka

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,13 @@ func (s *Source) Open(_ context.Context, from change.Checkpoint, _ engine.State)
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 	}, s.extraOpts...)
+	if inst := os.Getenv(engine.InstanceEnv); inst != "" {
+		// Static membership: a restarted process rejoins as the member it
+		// was and gets its partitions back at once, instead of leaving
+		// them unread until the group's session timeout expires its
+		// predecessor (45 s by default).
+		opts = append(opts, kgo.InstanceID(inst))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return engine.Permanent(fmt.Errorf("%s: %v", s.label, err))
