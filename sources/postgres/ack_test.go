@@ -83,4 +83,19 @@ func TestHeartbeatAdvancesQuietSlot(t *testing.T) {
 	if got := d.waitConfirmed("s", pglogrepl.LSN(mark.Position.Offset+1)); got <= start {
 		t.Fatalf("confirmed stayed at %s", got)
 	}
+	// Every tick goes through one connection, not a new one each.
+	pids := map[int32]bool{}
+	for range 5 {
+		var pid int32
+		err := d.conn.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND query LIKE '%pg_logical_emit_message%' AND pid <> pg_backend_pid()`).Scan(&pid)
+		if err != nil {
+			t.Fatalf("the heartbeat's connection: %v", err)
+		}
+		pids[pid] = true
+		time.Sleep(150 * time.Millisecond)
+	}
+	if len(pids) != 1 {
+		t.Errorf("heartbeats came from %d backends over 5 samples, want one connection", len(pids))
+	}
 }

@@ -96,7 +96,8 @@
 // Standby status updates go out every second, also while a slow pipeline
 // holds Read back. A heartbeat (pg_logical_emit_message) every `heartbeat`
 // interval produces a transaction of its own whose Mark the sinks commit,
-// so the slot advances while the captured tables are quiet. When every
+// so the slot advances while the captured tables are quiet (it keeps one
+// connection, opened again after a failure). When every
 // event handed out has been acknowledged, a keepalive's position is
 // confirmed as well (no captured change lies before it): that also lets
 // a PostgreSQL fast shutdown, which waits for the client to confirm what

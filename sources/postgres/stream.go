@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -328,16 +329,30 @@ func (st *streamer) replicationError(err error) error {
 func heartbeat(ctx context.Context, dsn string, every time.Duration, logger *slog.Logger, source string) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// One connection for every tick, opened again after a failure (the
+	// server restarted, an idle connection was cut).
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		conn, err := connect(ctx, dsn)
+		var err error
+		if conn == nil {
+			conn, err = connect(ctx, dsn)
+		}
 		if err == nil {
 			_, err = conn.Exec(ctx, "SELECT pg_logical_emit_message(true, '"+heartbeatPrefix+"', now()::text)")
-			conn.Close(context.Background())
+			if err != nil {
+				conn.Close(context.Background())
+				conn = nil
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			logger.Warn("postgres source: heartbeat failed", "source", source, "error", err)
