@@ -69,6 +69,9 @@ type Transform interface {
 type Failure struct {
 	Event change.Event
 	Err   error
+	// Stage is the failing stage, "transform.NAME": the engine sets it
+	// (a transform need not know its block's name).
+	Stage string
 }
 
 // State is a source's or sink's private key/value corner of the pipeline's

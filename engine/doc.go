@@ -54,7 +54,7 @@
 // An event a transform fails on (Failure) or a sink rejects (RejectError)
 // is handled by on_error:
 //   - dead_letter: the event is stored in the state file's dead-letter
-//     queue (stage "transform" or "sink.NAME", error, time) and the
+//     queue (stage "transform.NAME" or "sink.NAME", error, time) and the
 //     pipeline carries on. A transform's failed event is replaced, for
 //     every sink of its source, by its Mark when it ended a transaction.
 //     A sink's rejected event cannot be taken out of the sink's open

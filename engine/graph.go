@@ -165,6 +165,9 @@ func (g *Graph) Route(source string, batch []change.Event) (perSink map[string][
 			}
 			var f []Failure
 			out, f = n.t.Apply(in)
+			for i := range f {
+				f[i].Stage = transformStage(n.ref.Name)
+			}
 			failed = append(failed, f...)
 		}
 		outputs[n] = out

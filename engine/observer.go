@@ -21,7 +21,7 @@ type Observer interface {
 	// Lag: a sink's lag changed. See SinkLag.
 	Lag(sink string, l SinkLag)
 	// Failed: an attempt ended with err in stage ("source.NAME",
-	// "sink.NAME", "transform" or "checkpoint").
+	// "sink.NAME", "transform.NAME" or "checkpoint").
 	Failed(stage string, err error)
 	// DeadLettered: an event was set aside in stage (on_error =
 	// "dead_letter").

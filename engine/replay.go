@@ -17,8 +17,8 @@ type ReplayOptions struct {
 	Logger *slog.Logger
 	// StatePath; default as for Run.
 	StatePath string
-	// Stage limits the replay to one stage's letters ("transform" or
-	// "sink.NAME"); "" replays all.
+	// Stage limits the replay to one stage's letters ("transform.NAME" or
+	// "sink.NAME"), or to one kind's ("transform", "sink"); "" replays all.
 	Stage string
 }
 
@@ -93,7 +93,7 @@ func (rp *replayer) replay(ctx context.Context, l state.Letter) (bool, error) {
 	switch {
 	case strings.HasPrefix(l.Stage, "sink."):
 		targets[strings.TrimPrefix(l.Stage, "sink.")] = []change.Event{l.Event}
-	case l.Stage == "transform":
+	case l.Stage == "transform" || strings.HasPrefix(l.Stage, "transform."): // "transform": letters of earlier versions
 		perSink, failed := rp.g.Route(l.Event.Position.Source, []change.Event{l.Event})
 		if len(failed) > 0 {
 			rp.log.Warn("dead letter still fails in the transforms", "letter", l.ID, "err", failed[0].Err)

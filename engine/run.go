@@ -108,7 +108,7 @@ var ErrPaused = errors.New("pipeline paused")
 // EventError is an event that a stage could not process, reported as it
 // is under on_error = "fail" (and as the cause of a pause).
 type EventError struct {
-	Stage string // "transform" or "sink.NAME"
+	Stage string // "transform.NAME" or "sink.NAME"
 	Event change.Event
 	Err   error
 }

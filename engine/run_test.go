@@ -233,7 +233,7 @@ func TestDeadLetterTransformFailures(t *testing.T) {
 	}
 	wantSequence(t, "committed", tg.rows(), 100, func(i int) bool { return i%10 == 0 })
 	letters := h.letters(t)
-	if len(letters) != 10 || letters[0].Stage != "transform" || !strings.Contains(letters[0].Err, "multiple of 10") {
+	if len(letters) != 10 || letters[0].Stage != "transform.odd" || !strings.Contains(letters[0].Err, "multiple of 10") {
 		t.Fatalf("letters = %+v", letters)
 	}
 	// The failed events' marks reached the sink, so its checkpoint passed them.

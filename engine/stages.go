@@ -84,6 +84,9 @@ func newRun(g *Graph, opts RunOptions, store *state.Store, log *slog.Logger, pol
 // sinkStage is the dead-letter stage name of a sink.
 func sinkStage(name string) string { return "sink." + name }
 
+// transformStage names a transform's stage in dead letters and failures.
+func transformStage(name string) string { return "transform." + name }
+
 // run opens, runs the stages and closes; see Graph.Run.
 func (r *run) run(ctx context.Context) error {
 	defer r.closeAll()
@@ -421,11 +424,11 @@ func (r *run) failures(source string, perSink map[string][]change.Event, failed 
 	letters := make([]state.Letter, 0, len(failed))
 	var marks []change.Event
 	for _, f := range failed {
-		if err := r.verdict("transform", f.Event, f.Err); err != nil {
-			r.obs.Failed("transform", err)
+		if err := r.verdict(f.Stage, f.Event, f.Err); err != nil {
+			r.obs.Failed(f.Stage, err)
 			return nil, err
 		}
-		letters = append(letters, state.Letter{Stage: "transform", Err: f.Err.Error(), Event: f.Event})
+		letters = append(letters, state.Letter{Stage: f.Stage, Err: f.Err.Error(), Event: f.Event})
 		if f.Event.Boundary {
 			marks = append(marks, f.Event.AsMark())
 		}

@@ -22,7 +22,7 @@ func (c *cli) dlq(args []string) int {
 	}
 	sub, args := args[0], args[1:]
 	fs := c.flags("dlq "+sub, "FILE [--stage sink.NAME|transform] [--json]")
-	stage := fs.String("stage", "", `only this stage's letters: "sink.NAME" or "transform"`)
+	stage := fs.String("stage", "", `only this stage's letters: "sink.NAME" or "transform.NAME", or "sink" or "transform" for every stage of the kind`)
 	asJSON := fs.Bool("json", false, "print JSON (list)")
 	vars := varsFlag{}
 	fs.Var(vars, "var", "set a variable: -var NAME=value (repeatable)")

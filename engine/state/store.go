@@ -293,7 +293,7 @@ func (c *Corner) Put(key string, value []byte) error {
 // rejected, with why.
 type Letter struct {
 	ID    uint64 // assigned by AddLetter, increasing
-	Stage string // "sink.NAME" or "transform" (see the engine)
+	Stage string // "sink.NAME" or "transform.NAME" (see the engine)
 	Err   string
 	Time  time.Time
 	Event change.Event
@@ -386,7 +386,8 @@ func addCount(tx *bolt.Tx, delta int) error {
 }
 
 // Letters returns up to limit letters with an id above after, in id order
-// (page through with the last id returned); stage "" means every stage.
+// (page through with the last id returned); stage "" means every stage,
+// and a kind ("sink", "transform") every stage of that kind.
 func (s *Store) Letters(stage string, after uint64, limit int) ([]Letter, error) {
 	var out []Letter
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -396,7 +397,7 @@ func (s *Store) Letters(stage string, after uint64, limit int) ([]Letter, error)
 			if err != nil {
 				return err
 			}
-			if stage == "" || l.Stage == stage {
+			if stage == "" || l.Stage == stage || strings.HasPrefix(l.Stage, stage+".") {
 				out = append(out, l)
 			}
 		}

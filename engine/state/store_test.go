@@ -123,7 +123,7 @@ func TestDeadLetters(t *testing.T) {
 	}
 	other := ev
 	other.Position.Offset = 200
-	if _, _, err := s.AddLetter(Letter{Stage: "transform", Err: "boom", Event: other}); err != nil {
+	if _, _, err := s.AddLetter(Letter{Stage: "transform.clean", Err: "boom", Event: other}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.CountLetters(); n != 2 {
@@ -138,6 +138,12 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if got[0].Err != "value too long" || got[0].Stage != "sink.out" || got[0].Time.IsZero() {
 		t.Errorf("letter = %+v", got[0])
+	}
+	// A kind selects every stage of that kind, not a prefix of a name.
+	for stage, want := range map[string]int{"transform": 1, "transform.clean": 1, "sink": 1, "transform.clea": 0, "sink.ou": 0} {
+		if got, _ := s.Letters(stage, 0, 10); len(got) != want {
+			t.Errorf("letters of stage %q: %d, want %d", stage, len(got), want)
+		}
 	}
 	all, _ := s.Letters("", 0, 10)
 	if len(all) != 2 || all[0].ID >= all[1].ID {
