@@ -37,12 +37,12 @@ type RunOptions struct {
 	// the next boundary although BatchSize is not reached; default 200ms.
 	// A sink whose input is idle flushes at once.
 	Linger time.Duration
-	// MinFlushInterval is the least time between two flushes of a sink
-	// whose input has gone idle: an idle sink commits what it holds once
-	// this much time has passed since its last commit (or sooner when more
-	// input arrives and fills a batch). It bounds the commit rate when a
-	// source delivers in small bursts and adds at most this much latency.
-	// Default 20ms.
+	// MinFlushInterval is the least time between two flushes of a sink:
+	// an idle sink commits what it holds once this much time has passed
+	// since its last commit, and a sink catching up commits a full batch
+	// no sooner either (it writes on, and commits more at once). It
+	// bounds the commit rate when a source delivers in small bursts or
+	// fast, and adds at most this much latency. Default 20ms.
 	MinFlushInterval time.Duration
 	// QueueLen is how many batches each edge (source → sink) holds; a full
 	// edge stops its source reading. Default 4.

@@ -178,10 +178,12 @@ func TestRestartResumesWithoutDuplicates(t *testing.T) {
 	h := newHarness(t, "")
 	src := h.source("a", -1, 4, 16)
 	tg := h.sink("out", "a")
-	// First run: forced stop (cancel) in the middle of the stream.
+	// First run: forced stop (cancel) in the middle of the stream. Every
+	// full batch of 8 is committed at once (no MinFlushInterval), so the
+	// checkpoint is still far below 2000 when the cancel lands.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.run(t, ctx, RunOptions{BatchSize: 8}) }()
+	go func() { done <- h.run(t, ctx, RunOptions{BatchSize: 8, MinFlushInterval: time.Nanosecond}) }()
 	for len(tg.rows()) < 500 {
 		time.Sleep(time.Millisecond)
 	}
@@ -191,7 +193,7 @@ func TestRestartResumesWithoutDuplicates(t *testing.T) {
 	}
 	// Second run to the end of a now finite stream.
 	src.n = 2000
-	if err := h.run(t, context.Background(), RunOptions{BatchSize: 8}); err != nil {
+	if err := h.run(t, context.Background(), RunOptions{BatchSize: 8, MinFlushInterval: time.Nanosecond}); err != nil {
 		t.Fatal(err)
 	}
 	wantSequence(t, "committed over two runs", tg.rows(), 2000, nil)

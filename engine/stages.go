@@ -650,13 +650,15 @@ func (w *sinkWriter) idle(ctx context.Context, in <-chan routed) (routed, bool, 
 }
 
 // flushDue reports whether the sink should flush now: it is at a boundary
-// of every stream and has something to flush, and the batch is full, the
-// linger has passed, or (idle) its input is empty.
+// of every stream and has something to flush, and the batch is full (and
+// MinFlushInterval has passed since the last flush), the linger has
+// passed, or (idle) its input is empty.
 func (w *sinkWriter) flushDue(idle bool) bool {
 	if w.pending == 0 || len(w.open) > 0 {
 		return false
 	}
-	return idle || w.pending >= w.batchSize || time.Since(w.since) >= w.r.opts.Linger
+	full := w.pending >= w.batchSize && time.Since(w.lastFlush) >= w.r.opts.MinFlushInterval
+	return idle || full || time.Since(w.since) >= w.r.opts.Linger
 }
 
 func (w *sinkWriter) flushIfDue(ctx context.Context, idle bool) error {
