@@ -351,7 +351,7 @@ func tableSinkAttrs() []attrSpec {
 		{Name: "auto_create", Type: tBool, Field: "AutoCreate", Default: false,
 			Doc: "Create the target table from the source table's columns when it does not exist."},
 		{Name: "batch_size", Type: tInt, Field: "BatchSize", Default: int64(1000), Min: 1,
-			Doc: "The most rows written in one statement."},
+			Doc: "How many events the sink applies before it commits (at the next source-transaction boundary), in statements of up to 500 rows; a row the target rejects costs replaying at most this many events one by one."},
 		{Name: "schema_changes", Type: tString, Field: "SchemaChanges", Default: "add_columns", Enum: schemaChangesValues,
 			Doc: "When the source gains columns: `add_columns` adds them to the target, `fail` stops the pipeline."},
 	}
