@@ -45,6 +45,19 @@
 // sinks committed is over: a restart streams, whatever the tables hold
 // by then.
 //
+// Tables added to `tables` after a snapshot are copied when the pipeline
+// starts again, before the stream resumes, by a snapshot of those tables
+// only (SnapshotProgress.Earlier lists the ones copied before). Its rows
+// sort after the committed position and before every change streamed
+// after it: they take Offset committed+1 when that is a streamed change
+// (the next commit record starts further on), or, when it is the last
+// row of the previous snapshot, that snapshot's Offset and Indexes from
+// its reserved bound on (First). The read is a new transaction, later
+// than the committed position: changes to the new tables in between are
+// in the rows read and are streamed again after them, which keyed sinks
+// apply idempotently. It resumes like any interrupted snapshot; when a
+// sink has committed nothing, every table is read again.
+//
 // An interrupted snapshot resumes after the exact row the sinks committed
 // (the `from` position): Open maps its Index back to its table and key
 // through the chunk record, and reads on from the next key in a new

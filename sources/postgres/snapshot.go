@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,21 @@ type SnapshotProgress struct {
 	// resumed snapshot numbers its rows from here, so that no sink
 	// mistakes a new row for one it committed.
 	Reserved uint32 `json:"reserved"`
+	// Earlier lists the tables that earlier snapshots copied, which this
+	// one (of tables added to the source since) does not read.
+	Earlier []string `json:"earlier,omitempty"`
+	// First is the Index of this snapshot's first row: 0, or past the
+	// reserved bound of the snapshot before it when they share Offset.
+	First uint32 `json:"first,omitempty"`
+}
+
+// known returns the tables copied by this snapshot and the earlier ones.
+func (p SnapshotProgress) known() []string {
+	out := slices.Clone(p.Earlier)
+	for _, t := range p.Tables {
+		out = append(out, t.Table)
+	}
+	return out
 }
 
 // TableProgress is one table's snapshot progress.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,6 +236,27 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		wantSnapshot = false // the sinks are past the snapshot
 	}
 
+	// The tables this snapshot reads: all of them, but for tables that an
+	// earlier snapshot copied and the sinks committed (prog.Earlier).
+	snapTables := tables
+	var earlier []string
+	added := false
+	switch {
+	case wantSnapshot && hasProg && hasPos && exported == "" && snapOffset == prog.Offset:
+		earlier = prog.Earlier // resuming: the earlier ones stay copied
+		snapTables = without(tables, earlier)
+	case !wantSnapshot && p.cfg.Snapshot == "initial" && hasProg && hasPos:
+		// Tables added to `tables` since the last snapshot: copy them now,
+		// numbered just after the committed position, so every sink takes
+		// them before the changes the stream resumes with (see doc.go).
+		if newTables := without(tables, prog.known()); len(newTables) > 0 {
+			wantSnapshot, added = true, true
+			earlier = names(without(tables, names(newTables)))
+			snapTables = newTables
+			p.logger.Info("postgres source: tables added since the last snapshot are copied first", "source", p.name, "tables", strings.Join(names(newTables), ", "))
+		}
+	}
+
 	p.start = func() {
 		p.wg.Add(2)
 		p.errc = make(chan error, 1)
@@ -246,17 +268,24 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return nil
 	}
 
-	snap := &snapshotReader{source: p.name, conn: conn, types: types, tables: tables, state: p.st, ctx: p.ctx}
-	for _, t := range tables {
+	snap := &snapshotReader{source: p.name, conn: conn, types: types, tables: snapTables, state: p.st, ctx: p.ctx}
+	for _, t := range snapTables {
 		snap.rels = append(snap.rels, dec.seed(t))
 	}
-	if !hasProg || prog.Offset != snapOffset || exported != "" {
+	switch {
+	case added:
+		prog = p.addedSnapshot(prog, pos, earlier, snapTables)
+		snap.index = prog.First
+	case !hasProg || prog.Offset != snapOffset || exported != "":
 		prog = SnapshotProgress{Offset: snapOffset}
-		for _, t := range tables {
+		for _, t := range snapTables {
 			prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
 		}
-	} else if err := p.resume(snap, &prog, pos, hasPos, tables); err != nil {
-		return err
+	default:
+		prog.Earlier = earlier // none when a sink has nothing: it gets every table
+		if err := p.resume(snap, &prog, pos, hasPos, snapTables); err != nil {
+			return err
+		}
 	}
 	snap.prog = &prog
 	if err := snap.begin(ctx, exported); err != nil {
@@ -269,6 +298,24 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	p.snap = snap
 	p.logger.Info("postgres source: snapshot", "source", p.name, "tables", len(tables), "first_index", snap.index)
 	return nil
+}
+
+// addedSnapshot returns the progress record of a snapshot of tables
+// added since the last one (last), whose sinks committed pos: its rows
+// sort after pos and before every change the stream resumes with. When
+// pos is the last snapshot's final row, they share its Offset and take
+// Indexes from its reserved bound on; else pos is a streamed change and
+// they take Offset pos.Offset+1, below the next commit's LSN (a commit
+// record spans more than one byte).
+func (p *Postgres) addedSnapshot(last SnapshotProgress, pos change.Position, earlier []string, tables []*table) SnapshotProgress {
+	prog := SnapshotProgress{Offset: pos.Offset + 1, Earlier: earlier}
+	if pos.Offset == last.Offset {
+		prog.Offset, prog.First = last.Offset, last.Reserved
+	}
+	for _, t := range tables {
+		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
+	}
+	return prog
 }
 
 // resume sets up a snapshot that an earlier run started: after the last
@@ -285,7 +332,7 @@ func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos chan
 	switch {
 	case !same:
 		why = "the table list changed"
-	case !hasPos || pos.Offset != prog.Offset:
+	case !hasPos || pos.Offset != prog.Offset || pos.Index < prog.First:
 		why = "no snapshot row was committed"
 	default:
 		ok, err := snap.resumeAt(pos.Index)
@@ -310,6 +357,25 @@ func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos chan
 	}
 	snap.table, snap.after = 0, nil
 	return nil
+}
+
+// without returns the tables not named in skip, in order.
+func without(tables []*table, skip []string) []*table {
+	var out []*table
+	for _, t := range tables {
+		if !slices.Contains(skip, t.qualified()) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func names(tables []*table) []string {
+	out := make([]string, len(tables))
+	for i, t := range tables {
+		out[i] = t.qualified()
+	}
+	return out
 }
 
 func findingsError(findings []Finding) error {
