@@ -156,6 +156,55 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// TestParseISOTimeTakesTheCommonForms: the fast path reads what
+// PostgreSQL writes for four-digit years, so time.Parse stays the
+// exception; FuzzISOTimeMatchesTimeParse checks it reads them right.
+func TestParseISOTimeTakesTheCommonForms(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		k    kind
+		want time.Time
+	}{
+		{"2026-02-28", kDate, time.Date(2026, 2, 28, 0, 0, 0, 0, time.UTC)},
+		{"2024-02-29 23:59:59", kTimestamp, time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC)},
+		{"2026-11-24 05:12:03.5", kTimestamp, time.Date(2026, 11, 24, 5, 12, 3, 500_000_000, time.UTC)},
+		{"2026-11-24 05:12:03.123456+00", kTimestamptz, time.Date(2026, 11, 24, 5, 12, 3, 123_456_000, time.UTC)},
+		{"2026-11-24 05:12:03-08", kTimestamptz, time.Date(2026, 11, 24, 13, 12, 3, 0, time.UTC)},
+		{"2026-03-04 05:06:07+05:30", kTimestamptz, time.Date(2026, 3, 3, 23, 36, 7, 0, time.UTC)},
+		{"1900-01-01 00:00:00+00:19:32", kTimestamptz, time.Date(1899, 12, 31, 23, 40, 28, 0, time.UTC)},
+	} {
+		got, ok := parseISOTime(tc.s, tc.k)
+		if !ok || got != tc.want {
+			t.Errorf("parseISOTime(%q) = %v, %v; want %v", tc.s, got, ok, tc.want)
+		}
+	}
+	for _, s := range []string{"2026-02-29", "2026-13-01", "12026-01-01", "2026-01-01 24:00:00", "2026-01-01 00:00:00+00 BC", "infinity"} {
+		if _, ok := parseISOTime(s, kTimestamptz); ok {
+			t.Errorf("parseISOTime(%q) took it", s)
+		}
+	}
+}
+
+// FuzzISOTimeMatchesTimeParse: whatever the fast path takes, time.Parse
+// with the reference layouts reads as the same instant, in UTC.
+func FuzzISOTimeMatchesTimeParse(f *testing.F) {
+	for _, s := range []string{"2026-02-28", "2026-11-24 05:12:03.123456+00", "2026-03-04 05:06:07+05:30", "1900-01-01 00:00:00+00:19:32", "2026-11-24 05:12:03.1234567891"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, k := range []kind{kDate, kTimestamp, kTimestamptz} {
+			fast, ok := parseISOTime(s, k)
+			if !ok {
+				continue
+			}
+			ref, ok := parseTimeLayouts(s, k)
+			if !ok || fast != ref {
+				t.Fatalf("kind %d, %q: fast path %v, time.Parse %v (ok %v)", k, s, fast, ref, ok)
+			}
+		}
+	})
+}
+
 // FuzzParseArray: no array text makes the parser panic.
 func FuzzParseArray(f *testing.F) {
 	for _, s := range []string{"{}", "{1,2}", `{"a\"",NULL}`, "{{1},{2}}", "[1:2]={1,2}"} {

@@ -200,23 +200,14 @@ func (r *typeRegistry) decodeKind(t pgType, text []byte) (any, error) {
 		return strconv.ParseFloat(s, 64)
 	case kNumeric:
 		return change.Numeric(s), nil
-	case kDate:
-		if tm, err := time.Parse("2006-01-02", s); err == nil {
+	case kDate, kTimestamp, kTimestamptz:
+		if tm, ok := parseISOTime(s, t.kind); ok {
+			return tm, nil
+		}
+		if tm, ok := parseTimeLayouts(s, t.kind); ok {
 			return tm, nil
 		}
 		return s, nil // infinity, BC dates: kept as PostgreSQL wrote them
-	case kTimestamp:
-		if tm, err := time.Parse("2006-01-02 15:04:05", s); err == nil {
-			return tm, nil
-		}
-		return s, nil
-	case kTimestamptz:
-		for _, layout := range []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"} {
-			if tm, err := time.Parse(layout, s); err == nil {
-				return tm.UTC(), nil
-			}
-		}
-		return s, nil
 	case kJSON:
 		return change.JSON(s), nil
 	case kBytea:
@@ -271,3 +262,121 @@ func parseInt(b []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// parseTimeLayouts reads a date, timestamp or timestamptz in PostgreSQL's
+// ISO output with time.Parse: the reference for parseISOTime, and the
+// reader of what that leaves (years past 9999). Times are in UTC.
+func parseTimeLayouts(s string, k kind) (time.Time, bool) {
+	var layouts []string
+	switch k {
+	case kDate:
+		layouts = []string{"2006-01-02"}
+	case kTimestamp:
+		layouts = []string{"2006-01-02 15:04:05"}
+	default:
+		layouts = []string{"2006-01-02 15:04:05-07", "2006-01-02 15:04:05-07:00", "2006-01-02 15:04:05-07:00:00"}
+	}
+	for _, layout := range layouts {
+		if tm, err := time.Parse(layout, s); err == nil {
+			return tm.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseISOTime reads what PostgreSQL writes under DateStyle ISO for the
+// common case, a four-digit year: "2026-11-24", "2026-11-24 05:12:03" and
+// "2026-11-24 05:12:03.123456+05:30" (fraction optional, zone as +HH,
+// +HH:MM or +HH:MM:SS for timestamptz). It does what time.Parse does with
+// the layouts of parseTimeLayouts at a fraction of the cost (time.Parse
+// was 6% of the CPU of streaming a table with one timestamptz column), and
+// reports false for anything else, which is left to parseTimeLayouts.
+func parseISOTime(s string, k kind) (time.Time, bool) {
+	num := func(from, n int) (int, bool) {
+		if from+n > len(s) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range []byte(s[from : from+n]) {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	at := func(i int, c byte) bool { return i < len(s) && s[i] == c }
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	if !ok1 || !ok2 || !ok3 || !at(4, '-') || !at(7, '-') || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) {
+		return time.Time{}, false
+	}
+	if k == kDate {
+		return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC), len(s) == 10
+	}
+	hour, ok1 := num(11, 2)
+	minute, ok2 := num(14, 2)
+	sec, ok3 := num(17, 2)
+	if !ok1 || !ok2 || !ok3 || !at(10, ' ') || !at(13, ':') || !at(16, ':') || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	i, nsec := 19, 0
+	if at(i, '.') {
+		i++
+		digits := 0
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			if digits < 9 {
+				nsec = nsec*10 + int(s[i]-'0')
+			}
+			digits++
+		}
+		if digits == 0 || digits > 9 {
+			return time.Time{}, false
+		}
+		for ; digits < 9; digits++ {
+			nsec *= 10
+		}
+	}
+	offset := 0
+	if k == kTimestamptz {
+		if !at(i, '+') && !at(i, '-') {
+			return time.Time{}, false
+		}
+		sign := 1
+		if s[i] == '-' {
+			sign = -1
+		}
+		h, ok := num(i+1, 2)
+		if !ok || h > 24 { // time.Parse's bound; PostgreSQL writes at most 15
+			return time.Time{}, false
+		}
+		offset, i = h*3600, i+3
+		for _, unit := range []int{60, 1} { // minutes, then seconds
+			if !at(i, ':') {
+				break
+			}
+			v, ok := num(i+1, 2)
+			if !ok || v > 59 {
+				return time.Time{}, false
+			}
+			offset, i = offset+v*unit, i+3
+		}
+		offset *= sign
+	}
+	if i != len(s) {
+		return time.Time{}, false
+	}
+	tm := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return tm.Add(-time.Duration(offset) * time.Second), true
+}
+
+// daysIn is the number of days of month in year.
+func daysIn(month time.Month, year int) int {
+	if month == time.February && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		return 29
+	}
+	return int(monthDays[month-1])
+}
+
+var monthDays = [12]uint8{31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
