@@ -277,7 +277,7 @@ var sourceSpecs = []*blockSpec{
 			{Name: "publication", Type: tString, Field: "Publication", DefaultDoc: `"sluice_<pipeline>"`,
 				Doc: "The publication; created, or altered to match `tables` and `exclude`, if needed."},
 			{Name: "snapshot", Type: tString, Field: "Snapshot", Default: "initial", Enum: snapshotValues,
-				Doc: "`initial` copies the existing rows before streaming changes; `never` streams changes only."},
+				Doc: "`initial` copies the existing rows before streaming changes (and the rows of tables added to `tables` later, when the pipeline next starts); `never` streams changes only."},
 			{Name: "exclude", Type: tStrings, Field: "Exclude", Check: qualifiedColumn,
 				Doc: `Columns, as "schema.table.column", that never leave PostgreSQL (left out of the publication's column list).`},
 			{Name: "heartbeat", Type: tDuration, Field: "Heartbeat", Default: 10 * time.Second,
