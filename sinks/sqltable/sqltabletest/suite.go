@@ -3,6 +3,7 @@ package sqltabletest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -652,7 +653,7 @@ var cases = []struct {
 
 // Run runs the conformance suite against tg.
 func Run(t *testing.T, tg Target) {
-	for _, c := range cases {
+	for _, c := range slices.Concat(cases, fidelityCases, exactCases) {
 		t.Run(c.name, func(t *testing.T) { c.run(t, tg) })
 	}
 }
