@@ -3,6 +3,7 @@ package sqltable
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -48,19 +49,138 @@ func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
 	if err != nil {
 		return err
 	}
+	var extra []any
+	if s.opts.delete == DeleteSoft {
+		extra = []any{false}
+	}
+	whole := !partial(e, e.After)
 	if e.Op == change.Update && e.Before != nil {
 		if old, err := keyValues(t, e.Before, e); err == nil && keyString(old) != keyString(key) {
-			// A primary-key update: the old key goes as a delete would.
+			// A primary-key update. After lacks the columns the source did
+			// not send (unchanged TOASTed values): the stored row moves to
+			// the new key with them before the old key goes.
+			if !whole {
+				if err := s.planMove(ctx, b, t, e, old, extra); err != nil {
+					return err
+				}
+			}
+			// The old key goes as a delete would.
 			if err := s.planDelete(ctx, b, t, e, e.Before); err != nil {
 				return err
 			}
 		}
 	}
-	var extra []any
-	if s.opts.delete == DeleteSoft {
-		extra = []any{false}
+	if !whole {
+		// Never an INSERT that needs the values the event lacks: the
+		// existing row is updated, and only a row the target lacks is
+		// inserted with what the event has.
+		return b.add(ctx, e, opPatch, t, e.After, patchColumns(t, e.After), extra, keyString(key))
 	}
 	return b.add(ctx, e, opUpsert, t, e.After, nil, extra, keyString(key))
+}
+
+// partial reports whether row lacks a column of e's source table: a value
+// the source did not send (an unchanged TOASTed value, or the columns
+// besides the key in a delete under the default replica identity). A
+// partial row can update a stored row but not make a whole one. Events
+// without a Relation (file and Kafka sources) are taken as whole.
+func partial(e *change.Event, row change.Row) bool {
+	if e.Relation == nil {
+		return false
+	}
+	for _, c := range e.Relation.Columns {
+		if _, ok := row[c.Name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// patchColumns lists t's key columns, then row's other columns sorted:
+// the column order of opPatch and opUpdate statements.
+func patchColumns(t *table, row change.Row) []string {
+	cols := append(make([]string, 0, len(row)), t.key...)
+	for _, c := range row.Names() {
+		if !contains(t.key, c) {
+			cols = append(cols, c)
+		}
+	}
+	return cols
+}
+
+// planMove copies the stored row at key old to After's key, taking the
+// columns After lacks from the stored row and the others from After, in
+// one INSERT ... SELECT (an upsert, should the new key exist). When the
+// target has no row at old, it copies nothing, and the opPatch that
+// follows writes what After has.
+func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Event, old []any, extra []any) error {
+	if err := b.flush(ctx); err != nil { // keep the order of statements
+		return err
+	}
+	d := s.d
+	cols := e.After.Names()
+	vals := make([]any, 0, len(cols)+len(extra)+len(old))
+	for _, c := range cols {
+		v, err := d.Value(e.After[c], t.cols[c])
+		if err != nil {
+			return &engine.RejectError{Event: *e, Err: fmt.Errorf("column %q: %w", c, err)}
+		}
+		vals = append(vals, v)
+	}
+	names, _ := s.extraColumns()
+	for i, v := range extra {
+		cv, err := d.Value(v, t.cols[names[i]])
+		if err != nil {
+			return &engine.RejectError{Event: *e, Err: err}
+		}
+		vals = append(vals, cv)
+		cols = append(cols, names[i])
+	}
+	var absent []string
+	for _, c := range e.Relation.Columns {
+		if _, ok := e.After[c.Name]; ok || contains(cols, c.Name) {
+			continue
+		}
+		if _, ok := t.cols[c.Name]; ok || s.foldedColumn(t, c.Name) {
+			absent = append(absent, c.Name)
+		}
+	}
+	// v holds After's values and, as __sluice_old_K, the old key.
+	vcols := append([]string(nil), cols...)
+	types := make([]string, 0, len(cols)+len(t.key))
+	for _, c := range cols {
+		types = append(types, t.cols[c])
+	}
+	match := make([]string, len(t.key))
+	for i, k := range t.key {
+		alias := "__sluice_old_" + k
+		vcols = append(vcols, alias)
+		types = append(types, t.cols[k])
+		match[i] = "o." + d.Quote(k) + " = v." + d.Quote(alias)
+		v, err := d.Value(old[i], t.cols[k])
+		if err != nil {
+			return &engine.RejectError{Event: *e, Err: fmt.Errorf("column %q: %w", k, err)}
+		}
+		vals = append(vals, v)
+	}
+	sel := make([]string, 0, len(cols)+len(absent))
+	for _, c := range cols {
+		sel = append(sel, "v."+d.Quote(c))
+	}
+	for _, c := range absent {
+		sel = append(sel, "o."+d.Quote(c))
+	}
+	all := append(append([]string(nil), cols...), absent...)
+	var update []string
+	for _, c := range all {
+		if !contains(t.key, c) {
+			update = append(update, c)
+		}
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s, %s AS o WHERE %s%s", t.name.quoted(d), s.quoteAll(all),
+		strings.Join(sel, ", "), d.RowsSource(vcols, types, 1), t.name.quoted(d), strings.Join(match, " AND "), d.OnConflict(t.key, update))
+	s.dirty = true
+	return onTable(s.exec(ctx, q, vals...), t)
 }
 
 // planDelete removes the row keyed by row (or by e.Key where row lacks
@@ -80,6 +200,11 @@ func (s *Sink) planDelete(ctx context.Context, b *batcher, t *table, e *change.E
 		return s.planDeleteBySourceKey(ctx, b, t, e, row, err)
 	}
 	if s.opts.delete == DeleteSoft {
+		if partial(e, row) {
+			// Only the key (default replica identity): mark the stored
+			// row, which keeps its values; there is none to make.
+			return b.add(ctx, e, opUpdate, t, row, t.key, []any{true}, keyString(key))
+		}
 		return b.add(ctx, e, opUpsert, t, row, nil, []any{true}, keyString(key))
 	}
 	return b.add(ctx, e, opDelete, t, row, t.key, nil, keyString(key))
@@ -201,6 +326,9 @@ const (
 	opInsert                   // plain INSERT (append mode)
 	opDelete                   // DELETE ... WHERE key IN (...)
 	opUpdate                   // UPDATE ... FROM rows WHERE key matches and a value differs (update mode)
+	// opPatch writes partial rows: UPDATE ... FROM rows WHERE key
+	// matches, then INSERT ... SELECT the rows whose key the table lacks.
+	opPatch
 )
 
 // batcher gathers consecutive rows of one table, one kind and one column
@@ -334,8 +462,12 @@ func (b *batcher) flush(ctx context.Context) error {
 	q.Grow(len(b.args)*4 + 128)
 	n := 0
 	unnest, arrays, byArray := b.arrayArgs()
+	var rowArgs []any // the arguments row by row, before arrays replace them
+	if b.kind == opPatch {
+		rowArgs = slices.Clone(b.args)
+	}
 	switch {
-	case b.kind == opUpdate:
+	case b.kind == opUpdate || b.kind == opPatch:
 		src := ""
 		if byArray {
 			src = "(" + unnest + ") AS v (" + s.quoteAll(b.cols) + ")"
@@ -347,7 +479,11 @@ func (b *batcher) flush(ctx context.Context) error {
 			}
 			src = d.RowsSource(b.cols, types, b.rows)
 		}
-		q.WriteString(b.updateFrom(src))
+		if b.kind == opUpdate {
+			q.WriteString(b.updateFrom(src, true))
+			break
+		}
+		return b.patch(ctx, src, rowArgs)
 	case byArray && b.kind == opDelete:
 		fmt.Fprintf(&q, "DELETE FROM %s WHERE (%s) IN (%s)", b.t.name.quoted(d), s.quoteAll(b.cols), unnest)
 		b.args = append(b.args[:0], arrays...)
@@ -407,30 +543,119 @@ func (b *batcher) flush(ctx context.Context) error {
 		q.WriteString(d.OnConflict(b.t.key, update))
 	}
 	s.dirty = true
-	err := onTable(s.exec(ctx, q.String(), b.args...), b.t)
-	if se, ok := err.(*statementError); ok {
-		se.first = b.first
-	}
-	b.rows, b.bytes = 0, 0
-	b.args = b.args[:0]
-	clear(b.keys)
+	err := b.exec(ctx, q.String())
+	b.reset()
 	return err
 }
 
-// updateFrom writes the UPDATE of update mode from the derived table src
-// of the queued rows: key columns first, then the columns to set.
-func (b *batcher) updateFrom(src string) string {
+// patch executes the queued partial rows (opPatch): it updates the
+// stored rows from the derived table src of them, then inserts those
+// whose key the table lacks, with the values they have. It asks the
+// target which keys those are rather than leaving it to a single
+// INSERT ... SELECT ... WHERE NOT EXISTS, which MySQL refuses outright
+// when a column the rows lack is NOT NULL without a default, even if
+// every row exists. rowArgs are the queued values row by row.
+func (b *batcher) patch(ctx context.Context, src string, rowArgs []any) error {
+	s, d := b.s, b.s.d
+	defer b.reset()
+	s.dirty = true
+	if err := b.exec(ctx, b.updateFrom(src, false)); err != nil {
+		return err
+	}
+	nkey, ncol := len(b.t.key), len(b.cols)
+	keys := append(append([]string(nil), b.t.key...), "__sluice_row")
+	types := make([]string, 0, len(keys))
+	for _, k := range b.t.key {
+		types = append(types, b.t.cols[k])
+	}
+	types = append(types, d.ValueType(int64(0), false))
+	args := make([]any, 0, b.rows*len(keys))
+	for r := 0; r < b.rows; r++ {
+		args = append(args, rowArgs[r*ncol:r*ncol+nkey]...)
+		args = append(args, int64(r))
+	}
+	match := make([]string, nkey)
+	for i, k := range b.t.key {
+		match[i] = "x." + d.Quote(k) + " = v." + d.Quote(k)
+	}
+	q := fmt.Sprintf("SELECT v.%s FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS x WHERE %s)",
+		d.Quote("__sluice_row"), d.RowsSource(keys, types, b.rows), b.t.name.quoted(d), strings.Join(match, " AND "))
+	missing, err := s.rowNumbers(ctx, q, args)
+	if err != nil {
+		if se, ok := err.(*statementError); ok {
+			se.first = b.first
+		}
+		return onTable(err, b.t)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	var ins strings.Builder
+	fmt.Fprintf(&ins, "INSERT INTO %s (%s) VALUES ", b.t.name.quoted(d), s.quoteAll(b.cols))
+	b.args = b.args[:0]
+	n := 0
+	for i, r := range missing {
+		if i > 0 {
+			ins.WriteString(", ")
+		}
+		ins.WriteByte('(')
+		for c := 0; c < ncol; c++ {
+			if c > 0 {
+				ins.WriteString(", ")
+			}
+			n++
+			ins.WriteString(d.Placeholder(n))
+		}
+		ins.WriteByte(')')
+		b.args = append(b.args, rowArgs[r*ncol:(r+1)*ncol]...)
+	}
+	return b.exec(ctx, ins.String())
+}
+
+// reset empties the queued statement.
+func (b *batcher) reset() {
+	b.rows, b.bytes = 0, 0
+	b.args = b.args[:0]
+	clear(b.keys)
+}
+
+// exec runs one statement over the queued rows' arguments; a failure
+// names the table and the first event of the statement.
+func (b *batcher) exec(ctx context.Context, query string) error {
+	err := onTable(b.s.exec(ctx, query, b.args...), b.t)
+	if se, ok := err.(*statementError); ok {
+		se.first = b.first
+	}
+	return err
+}
+
+// qualified returns cols as alias.col, quoted.
+func (b *batcher) qualified(alias string, cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = alias + "." + b.s.d.Quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// updateFrom writes the UPDATE of the queued rows from the derived table
+// src of them: key columns first, then the columns to set. onlyChanged
+// writes a row only where a value differs (update mode).
+func (b *batcher) updateFrom(src string, onlyChanged bool) string {
 	d := b.s.d
 	nkey := len(b.t.key)
 	match := make([]string, nkey)
 	for i, k := range b.cols[:nkey] {
 		match[i] = "t." + d.Quote(k) + " = v." + d.Quote(k)
 	}
-	same := make([]string, 0, len(b.cols)-nkey)
-	for _, c := range b.cols[nkey:] {
-		same = append(same, d.NotDistinct("t."+d.Quote(c), "v."+d.Quote(c)))
+	changed := "1 = 1"
+	if onlyChanged {
+		same := make([]string, 0, len(b.cols)-nkey)
+		for _, c := range b.cols[nkey:] {
+			same = append(same, d.NotDistinct("t."+d.Quote(c), "v."+d.Quote(c)))
+		}
+		changed = "NOT (" + strings.Join(same, " AND ") + ")"
 	}
-	changed := "NOT (" + strings.Join(same, " AND ") + ")"
 	return d.UpdateFrom(b.t.name.quoted(d), src, strings.Join(match, " AND "), changed, b.cols[nkey:])
 }
 

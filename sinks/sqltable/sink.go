@@ -479,6 +479,31 @@ func (s *Sink) exec(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
+// rowNumbers runs a query in the open transaction that selects one
+// integer per row.
+func (s *Sink) rowNumbers(ctx context.Context, query string, args []any) ([]int, error) {
+	if s.tx == nil {
+		return nil, fmt.Errorf("%s sink %q: no open transaction after an earlier error: reopen the sink", s.d.Name(), s.name)
+	}
+	rows, err := s.tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, &statementError{query: query, err: err, first: -1}
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var n int
+		if err := rows.Scan(&n); err != nil {
+			return nil, &statementError{query: query, err: err, first: -1}
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, &statementError{query: query, err: err, first: -1}
+	}
+	return out, nil
+}
+
 // endTx forgets the transaction that just committed or rolled back, and
 // its savepoint window.
 func (s *Sink) endTx() {
