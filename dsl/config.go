@@ -174,7 +174,8 @@ type TableSink struct {
 	Delete        string   // "hard" (default) | "soft" | "skip"
 	AutoCreate    bool
 	BatchSize     int    // default 1000
-	SchemaChanges string // "add_columns" (default) | "fail"
+	SchemaChanges string // "add_columns" (default) | "drop_columns" | "fail"
+	Truncate      string // "apply" (default) | "skip" | "fail"
 	Ranges        map[string]hcl.Range
 }
 

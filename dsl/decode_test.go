@@ -61,11 +61,11 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	my := sinks["replica"].MySQL
 	my.Ranges = nil
 	eq(t, "mysql sink", my, &TableSink{DSN: "root:s3cret@tcp(127.0.0.1:3306)/app", Table: "users_replica", Key: []string{"id"}, Mode: "update",
-		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail"})
+		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail", Truncate: "skip"})
 	pgs := sinks["copy"].Postgres
 	pgs.Ranges = nil
 	eq(t, "postgres sink", pgs, &TableSink{DSN: "postgres://127.0.0.1/copy", Table: "users_copy", Key: []string{"id", "email"}, Mode: "update",
-		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "add_columns"})
+		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "drop_columns", Truncate: "fail"})
 	ks := sinks["out"].Kafka
 	ks.Ranges = nil
 	eq(t, "kafka sink", ks, &KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "cdc.{table}", Format: "native", Schemas: true, Key: []string{"id"},

@@ -166,7 +166,8 @@ var (
 	modeValues          = []string{"upsert", "append", "update"}
 	deleteValues        = []string{"hard", "soft", "skip"}
 	formatValues        = []string{"debezium", "native"}
-	schemaChangesValues = []string{"add_columns", "fail"}
+	schemaChangesValues = []string{"add_columns", "drop_columns", "fail"}
+	truncateValues      = []string{"apply", "skip", "fail"}
 	maskKinds           = []string{"hash", "redact", "partial", "null"}
 	testOps             = eventexpr.Ops
 )
@@ -353,7 +354,9 @@ func tableSinkAttrs() []attrSpec {
 		{Name: "batch_size", Type: tInt, Field: "BatchSize", Default: int64(1000), Min: 1,
 			Doc: "How many events the sink applies before it commits (at the next source-transaction boundary), in statements of up to 500 rows; a row the target rejects costs replaying at most this many events one by one."},
 		{Name: "schema_changes", Type: tString, Field: "SchemaChanges", Default: "add_columns", Enum: schemaChangesValues,
-			Doc: "When the source gains columns: `add_columns` adds them to the target, `fail` stops the pipeline."},
+			Doc: "When the source table's columns change: `add_columns` adds new ones (with the source's constant default), widens a column whose type widened and makes a dropped one nullable; `drop_columns` does the same but drops the dropped ones; `fail` stops the pipeline. A narrowing type change always stops it (docs/operations.md)."},
+		{Name: "truncate", Type: tString, Field: "Truncate", Default: "apply", Enum: truncateValues,
+			Doc: "When a source table is truncated: `apply` empties the target table in the same target transaction (soft deletes mark every row, append mode records the truncate), `skip` ignores it, `fail` stops the pipeline."},
 	}
 }
 

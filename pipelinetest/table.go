@@ -46,18 +46,21 @@ const (
 //     changes the source database made to a table the pipeline writes
 //     back into.
 //
-// Marks change nothing. A truncate is an error: the table sinks stop on
-// truncates rather than empty a target.
+// Marks change nothing. A truncate follows the sink's `truncate`:
+// "apply" (default) removes every row (soft deletes mark them, append
+// mode appends it, update mode ignores it), "skip" ignores it, "fail" is
+// an error.
 //
 // A Table is not safe for concurrent use.
 type Table struct {
-	Name    string
-	mode    string
-	delete  string
-	key     []string // configured; nil means learned from the first event
-	columns []string // with mode "update"
-	rows    map[string]change.Row
-	order   []string // keys in first-write order
+	Name     string
+	mode     string
+	delete   string
+	truncate string
+	key      []string // configured; nil means learned from the first event
+	columns  []string // with mode "update"
+	rows     map[string]change.Row
+	order    []string // keys in first-write order
 }
 
 // NewTable returns an empty model of table name written by a sink with
@@ -66,7 +69,7 @@ type Table struct {
 func NewTable(name string, s *dsl.TableSink) *Table {
 	t := &Table{Name: name, mode: "append", delete: "hard", rows: map[string]change.Row{}}
 	if s != nil {
-		t.mode, t.delete, t.key, t.columns = s.Mode, s.Delete, s.Key, s.Columns
+		t.mode, t.delete, t.truncate, t.key, t.columns = s.Mode, s.Delete, s.Truncate, s.Key, s.Columns
 	}
 	if t.mode == "" {
 		t.mode = "upsert"
@@ -94,8 +97,15 @@ func (t *Table) Apply(e *change.Event) error {
 	switch {
 	case e.Op == change.Mark:
 		return nil
-	case e.Op == change.Truncate:
-		return fmt.Errorf("table %s: truncate at position %s: the table sinks stop on a truncate instead of emptying the target", t.Name, e.Position)
+	case e.Op == change.Truncate && t.truncate == "fail":
+		return fmt.Errorf("table %s: truncate at position %s: the sink has truncate = \"fail\"", t.Name, e.Position)
+	case e.Op == change.Truncate && (t.truncate == "skip" || t.mode == "update"):
+		return nil
+	case e.Op == change.Truncate && t.mode != "append":
+		for _, k := range slices.Clone(t.order) {
+			t.remove(k, nil)
+		}
+		return nil
 	case t.mode == "append":
 		if e.Op == change.Delete && t.delete == "skip" {
 			return nil

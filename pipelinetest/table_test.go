@@ -131,9 +131,39 @@ func TestTableErrors(t *testing.T) {
 	if err := tb.Apply(&e); err == nil || !strings.Contains(err.Error(), `table users: the insert at position 4.0 has no value for key column "email"`) {
 		t.Errorf("missing key column: %v", err)
 	}
+	tb = NewTable("users", &dsl.TableSink{Truncate: "fail"})
 	tr := change.Event{Op: change.Truncate, Table: "users", Position: change.Position{Offset: 5}}
 	if err := tb.Apply(&tr); err == nil || !strings.Contains(err.Error(), "truncate") {
 		t.Errorf("truncate: %v", err)
+	}
+}
+
+func TestTableTruncate(t *testing.T) {
+	for _, c := range []struct {
+		sink dsl.TableSink
+		want int
+	}{{dsl.TableSink{}, 1}, {dsl.TableSink{Truncate: "skip"}, 3}, {dsl.TableSink{Delete: "soft"}, 3}} {
+		tb := NewTable("users", &c.sink)
+		for i := int64(1); i <= 2; i++ {
+			e := ev(change.Insert, uint64(i), nil, row{"id": i})
+			if err := tb.Apply(&e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, e := range []change.Event{{Op: change.Truncate, Table: "users", Position: change.Position{Offset: 3}}, ev(change.Insert, 4, nil, row{"id": int64(3)})} {
+			if err := tb.Apply(&e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows := tb.Rows()
+		if len(rows) != c.want {
+			t.Errorf("%+v: %d rows after truncate and insert, want %d: %v", c.sink, len(rows), c.want, rows)
+		}
+		for _, r := range rows {
+			if c.sink.Delete == "soft" && r[DeletedColumn] != (r["id"] != int64(3)) {
+				t.Errorf("soft: row %v: want __deleted only on the rows before the truncate", r)
+			}
+		}
 	}
 }
 

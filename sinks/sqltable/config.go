@@ -18,8 +18,13 @@ const (
 	DeleteSoft = "soft"
 	DeleteSkip = "skip"
 
-	SchemaAddColumns = "add_columns" // default
-	SchemaFail       = "fail"
+	SchemaAddColumns  = "add_columns" // default
+	SchemaDropColumns = "drop_columns"
+	SchemaFail        = "fail"
+
+	TruncateApply = "apply" // default
+	TruncateSkip  = "skip"
+	TruncateFail  = "fail"
 
 	// DefaultBatchSize is batch_size when unset: the number of events
 	// applied between two savepoints, so a rejected row costs replaying
@@ -57,12 +62,14 @@ type options struct {
 	create  bool
 	batch   int
 	schema  string
+	// truncate is what a source TRUNCATE does to the target.
+	truncate string
 }
 
 func newOptions(sinkName string, c *dsl.TableSink) (options, error) {
 	o := options{
 		key: c.Key, mode: c.Mode, columns: c.Columns, delete: c.Delete,
-		create: c.AutoCreate, batch: c.BatchSize, schema: c.SchemaChanges,
+		create: c.AutoCreate, batch: c.BatchSize, schema: c.SchemaChanges, truncate: c.Truncate,
 	}
 	if o.mode == "" {
 		o.mode = ModeUpsert
@@ -75,6 +82,9 @@ func newOptions(sinkName string, c *dsl.TableSink) (options, error) {
 	}
 	if o.schema == "" {
 		o.schema = SchemaAddColumns
+	}
+	if o.truncate == "" {
+		o.truncate = TruncateApply
 	}
 	if c.Table != "" {
 		if s, t, ok := strings.Cut(c.Table, "."); ok {
@@ -101,9 +111,14 @@ func newOptions(sinkName string, c *dsl.TableSink) (options, error) {
 		return o, bad("delete", "delete %q is not one of hard, soft, skip", o.delete)
 	}
 	switch o.schema {
-	case SchemaAddColumns, SchemaFail:
+	case SchemaAddColumns, SchemaDropColumns, SchemaFail:
 	default:
-		return o, bad("schema_changes", "schema_changes %q is not one of add_columns, fail", o.schema)
+		return o, bad("schema_changes", "schema_changes %q is not one of add_columns, drop_columns, fail", o.schema)
+	}
+	switch o.truncate {
+	case TruncateApply, TruncateSkip, TruncateFail:
+	default:
+		return o, bad("truncate", "truncate %q is not one of apply, skip, fail", o.truncate)
 	}
 	if c.Table != "" && (o.table.Table == "" || strings.Contains(o.table.Table, ".")) {
 		return o, bad("table", "table %q: write TABLE or SCHEMA.TABLE", c.Table)

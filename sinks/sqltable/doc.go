@@ -49,17 +49,29 @@
 //     column set go into one UPDATE joined to a derived table of the
 //     batch's rows; deletes and rows missing from the target change
 //     nothing.
-//   - delete "hard" removes the row, "soft" upserts Before (or the key)
-//     with __deleted = true (other writes set it false), "skip" ignores
-//     deletes.
+//   - delete "hard" removes the row, "soft" upserts Before with
+//     __deleted = true (other writes set it false); a Before that holds
+//     only the key (default replica identity) marks the stored row and
+//     creates none; "skip" ignores deletes.
+//   - rows that lack columns of the source table (an unchanged TOASTed
+//     value is absent from After) are never INSERTed with the columns
+//     they lack, which a NOT NULL column would refuse: they update the
+//     stored row, and only a row the target lacks is inserted with what
+//     it has. A primary-key update of such a row first copies the stored
+//     row to the new key (INSERT ... SELECT), so the columns it lacks
+//     keep their values.
 //
-// Truncate events are refused (a *engine.RejectError naming the table):
-// sluice never empties a target table on its own. The pipeline's
-// on_error decides: by default the pipeline stops there; under
-// dead_letter the truncate is recorded and the pipeline carries on, for
-// the user to empty the target table by hand. (A permanent error would
-// leave no way past the truncate, since transforms pass truncates
-// through.)
+// Truncate events follow the truncate option. "apply" (default) empties
+// the target table in the open transaction with a DELETE, so a reader of
+// the target sees the rows until the source transaction's changes commit
+// together (MySQL's TRUNCATE TABLE commits on its own; PostgreSQL's locks
+// readers out); with delete "soft" every row gets __deleted = true; in
+// mode "append" the truncate is a row (its op and position, no columns);
+// mode "update" ignores it. "skip" ignores truncates, "fail" stops the
+// pipeline with a permanent error naming the table. A truncate of a table
+// the target lacks changes nothing. The CASCADE and RESTART IDENTITY
+// options of the source's TRUNCATE are not carried: every published table
+// a cascade empties arrives as its own truncate.
 //
 // # Tables
 //

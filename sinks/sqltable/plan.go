@@ -14,10 +14,7 @@ import (
 // plan turns one event into row operations on the batcher.
 func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
 	if e.Op == change.Truncate {
-		// Refused like a bad row, so that on_error decides: the default
-		// stops the pipeline; dead_letter records it and carries on.
-		return &engine.RejectError{Event: *e, Err: fmt.Errorf("%s sink %q: source table %s was truncated; sluice never empties a target table on its own: empty the target table yourself, and dead-letter this event to carry on",
-			s.d.Name(), s.name, e.QualifiedTable())}
+		return s.planTruncate(ctx, b, e)
 	}
 	if !e.Op.IsRow() {
 		return engine.Permanent(fmt.Errorf("%s sink %q: event at position %s of %s has op %s, which no sink applies", s.d.Name(), s.name, e.Position.String(), e.QualifiedTable(), e.Op))
@@ -77,6 +74,61 @@ func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
 		return b.add(ctx, e, opPatch, t, e.After, patchColumns(t, e.After), extra, keyString(key))
 	}
 	return b.add(ctx, e, opUpsert, t, e.After, nil, extra, keyString(key))
+}
+
+// planTruncate applies a source TRUNCATE as the truncate option says:
+// the target table is emptied in the open transaction, so it commits
+// with the source transaction's other changes. It is a DELETE, not a
+// TRUNCATE: MySQL's TRUNCATE TABLE commits on its own, and PostgreSQL's
+// locks every reader of the replica out until the commit, where a DELETE
+// lets them read the rows as they were. Soft deletes mark
+// every row; append mode records the truncate as a row; update mode,
+// which never removes rows, leaves the table as it is.
+func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) error {
+	switch {
+	case s.opts.truncate == TruncateSkip || s.opts.mode == ModeUpdate:
+		return nil
+	case s.opts.truncate == TruncateFail:
+		return engine.Permanent(fmt.Errorf("%s sink %q: source table %s was truncated (at position %s) and truncate = \"fail\": empty the target table yourself and set truncate = \"skip\" to carry on past it, or set truncate = \"apply\"",
+			s.d.Name(), s.name, e.QualifiedTable(), e.Position.String()))
+	}
+	if s.tables[e.QualifiedTable()] == nil {
+		name := s.opts.table
+		if name.Table == "" {
+			name = Name{Table: e.Table}
+		}
+		cols, err := s.columns(ctx, name)
+		if err != nil {
+			return &statementError{query: "select columns", err: err}
+		}
+		if len(cols) == 0 {
+			return nil // no target table yet: nothing to empty
+		}
+	}
+	t, err := s.tableFor(ctx, e)
+	if err != nil {
+		return err
+	}
+	if s.opts.mode == ModeAppend {
+		var commit any
+		if !e.Tx.CommitTime.IsZero() {
+			commit = e.Tx.CommitTime.UTC()
+		}
+		return b.add(ctx, e, opInsert, t, change.Row{}, nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
+	}
+	if err := b.flush(ctx); err != nil { // keep the order of statements
+		return err
+	}
+	s.dirty = true
+	if s.opts.delete == DeleteSoft {
+		deleted, err := s.d.Value(true, t.cols[DeletedColumn])
+		if err != nil {
+			return err
+		}
+		q := fmt.Sprintf("UPDATE %s SET %s = %s", t.name.quoted(s.d), s.d.Quote(DeletedColumn), s.d.Placeholder(1))
+		return onTable(s.exec(ctx, q, deleted), t)
+	}
+	return onTable(s.exec(ctx, "DELETE FROM "+t.name.quoted(s.d)), t)
 }
 
 // partial reports whether row lacks a column of e's source table: a value

@@ -57,6 +57,7 @@ sink "mysql" "replica" {
   auto_create    = true
   batch_size     = var.batch
   schema_changes = "fail"
+  truncate       = "skip"
 }
 
 sink "postgres" "copy" {
@@ -69,7 +70,8 @@ sink "postgres" "copy" {
   delete         = "skip"
   auto_create    = true
   batch_size     = 10
-  schema_changes = "add_columns"
+  schema_changes = "drop_columns"
+  truncate       = "fail"
 }
 
 sink "kafka" "out" {

@@ -126,6 +126,49 @@ var fidelityCases = []struct {
 				"1|again|body 1b|"+tg.bool(false), "2|two|body 2|"+tg.bool(false))
 		})
 	}},
+	{"truncate empties the target in the same transaction", func(t *testing.T, tg Target) {
+		targets(t, tg, dsl.TableSink{}, func(t *testing.T, e *env) {
+			var g gen
+			e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ins(docs, doc(2, "two", "b2")))
+			e.flush()
+			// TRUNCATE then new rows, in one source transaction: a reader
+			// never sees the table empty.
+			trunc := g.ev(change.Truncate, docs, nil, nil)
+			trunc.Boundary = false
+			e.mustWrite(g.ins(docs, doc(3, "three", "b3")), trunc, g.ins(docs, doc(1, "uno", "b1b")))
+			e.expectRows("docs", docCols, "1|one|b1", "2|two|b2")
+			e.flush()
+			e.expectRows("docs", docCols, "1|uno|b1b")
+		})
+	}},
+	{"truncate with soft deletes marks every row", func(t *testing.T, tg Target) {
+		targets(t, tg, dsl.TableSink{Delete: "soft"}, func(t *testing.T, e *env) {
+			var g gen
+			e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ins(docs, doc(2, "two", "b2")),
+				g.ev(change.Truncate, docs, nil, nil), g.ins(docs, doc(2, "deux", "b2b")))
+			e.flush()
+			e.expectRows("docs", []string{"id", "title", "__deleted"}, "1|one|"+tg.bool(true), "2|deux|"+tg.bool(false))
+		})
+	}},
+	{"truncate in append mode is recorded, skip ignores it", func(t *testing.T, tg Target) {
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, Mode: "append", Table: "docs_log"})
+		var g gen
+		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, nil, nil))
+		e.flush()
+		e.expectRows("docs_log", []string{"__position", "__op", "id"}, "1.0|insert|1", "2.0|truncate|NULL")
+
+		e = newEnv(t, tg, dsl.TableSink{AutoCreate: true, Truncate: "skip"})
+		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, nil, nil))
+		e.flush()
+		e.expectRows("docs", docCols, "1|one|b1")
+	}},
+	{"truncate of a table the target lacks changes nothing", func(t *testing.T, tg Target) {
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
+		var g gen
+		e.mustWrite(g.ev(change.Truncate, docs, nil, nil), g.ins(docs, doc(1, "one", "b1")))
+		e.flush()
+		e.expectRows("docs", docCols, "1|one|b1")
+	}},
 }
 
 // rejects reports whether err is a RejectError of event want.

@@ -492,13 +492,13 @@ var cases = []struct {
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), "nokey") || !strings.Contains(err.Error(), "unique index on (id)") {
 			t.Errorf("no unique key: want a permanent error naming nokey and its missing unique index, got %v", err)
 		}
-		e.cfg.Table, e.cfg.Key = "", []string{"uid"}
+		e.cfg.Table, e.cfg.Key, e.cfg.Truncate = "", []string{"uid"}, "fail"
 		e.open()
-		trunc := g.ev(change.Truncate, users, nil, nil)
-		err = e.write(trunc)
-		if rej := (*engine.RejectError)(nil); !errors.As(err, &rej) || rej.Event.Position != trunc.Position || !strings.Contains(err.Error(), "public.users") || !strings.Contains(err.Error(), "truncated") {
-			t.Errorf("truncate: want a RejectError for it naming public.users, got %v", err)
+		err = e.write(g.ev(change.Truncate, users, nil, nil))
+		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), "public.users") || !strings.Contains(err.Error(), `truncate = "skip"`) {
+			t.Errorf("truncate with truncate = fail: want a permanent error naming public.users and the fix, got %v", err)
 		}
+		e.cfg.Truncate = ""
 		if _, err := tg.New(build, tg.block(e.dsn, dsl.TableSink{Mode: "update"})); !engine.IsPermanent(err) || !strings.Contains(err.Error(), "columns") {
 			t.Errorf("update without columns: want a permanent error about columns, got %v", err)
 		}
