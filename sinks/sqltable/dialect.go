@@ -66,6 +66,19 @@ type Dialect interface {
 	// a table, one row with the index's columns comma-separated in index
 	// order; same parameters as ColumnsQuery.
 	UniqueKeysQuery() string
+	// ColumnDefQuery selects the definition of one column (ColumnDef's
+	// fields in order), given the schema (NULL for the current one), the
+	// table and the column name as parameters.
+	ColumnDefQuery() string
+	// AlterColumn returns the ALTER TABLE that gives column col of table
+	// type typ ("" keeps cur.Type) and, with nullable, drops its NOT NULL;
+	// the rest of cur (default, collation) stays.
+	AlterColumn(table, col, typ string, nullable bool, cur ColumnDef) string
+	// SourceTypeOf returns the source type that target column type
+	// colType (as ColumnsQuery reads it) holds exactly, where it knows.
+	SourceTypeOf(colType string) (SourceType, bool)
+	// Literal quotes a string literal.
+	Literal(s string) string
 	// Classify tells what an error returned by the driver means.
 	Classify(err error) Class
 }

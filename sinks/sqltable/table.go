@@ -16,6 +16,9 @@ type table struct {
 	name Name
 	key  []string          // the columns rows are matched by (empty in append mode without a key)
 	cols map[string]string // column → lower-case type, as the dialect reports it
+	// rel is the source table's shape as of the last event written, to
+	// tell a schema change when the next event has another (see evolve).
+	rel *change.Relation
 }
 
 // extraColumns are the reserved columns the configured mode and delete
@@ -48,7 +51,19 @@ func (s *Sink) tableFor(ctx context.Context, e *change.Event) (*table, error) {
 		s.tables[src] = t
 	}
 	if s.opts.mode == ModeUpdate {
-		return t, nil // checked once in loadTable: update never adds columns
+		return t, nil // checked once in loadTable: update never alters the table
+	}
+	if rel := e.Relation; rel != nil && rel != t.rel {
+		// A new shape of the source table, or the first this sink sees
+		// since it opened: a type changed while the sink was not looking
+		// (stopped, or its transaction rolled back) shows as a target
+		// column narrower than the source's.
+		if t.rel == nil || t.rel.Version != rel.Version {
+			if err := s.evolve(ctx, t, t.rel, rel, e); err != nil {
+				return nil, err
+			}
+		}
+		t.rel = rel
 	}
 	var missing []string
 	for c := range e.Row() {
@@ -214,7 +229,7 @@ func (s *Sink) createTable(ctx context.Context, t *table, e *change.Event) error
 		defs = append(defs, "PRIMARY KEY ("+s.quoteAll(t.key)+")")
 	}
 	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)%s", t.name.quoted(s.d), strings.Join(defs, ", "), s.d.TableOptions())
-	if err := s.ddl(ctx, ddl, false); err != nil {
+	if err := s.ddl(ctx, false, ddl); err != nil {
 		return err
 	}
 	s.log.Info("created target table", "table", t.name.String(), "source", e.QualifiedTable())
@@ -238,7 +253,22 @@ func (s *Sink) addColumns(ctx context.Context, t *table, e *change.Event, missin
 				s.d.Name(), s.name, what, t.name, t.name))
 		}
 		ddl := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", t.name.quoted(s.d), s.d.Quote(c), s.columnType(e, c, false))
-		if err := s.ddl(ctx, ddl, true); err != nil {
+		stmts := []string{ddl}
+		if e.Relation != nil {
+			// With the source's default, the rows that existed before show
+			// it in the target as they do in the source, where adding the
+			// column wrote no change of them. A target that refuses the
+			// default gets the column without it.
+			if col, ok := e.Relation.Column(c); ok && col.Default != "" && !col.Generated {
+				if lit, ok := constDefault(s.d, col.Default); ok {
+					stmts = []string{ddl + " DEFAULT (" + lit + ")", ddl}
+				} else {
+					s.log.Warn("source column's default is not a constant: rows that existed before it was added have NULL in the target, not the value the source gave them; re-copy the table to fill them",
+						"table", t.name.String(), "column", c, "default", col.Default)
+				}
+			}
+		}
+		if err := s.ddl(ctx, true, stmts...); err != nil {
 			return err
 		}
 		s.log.Info("added column to target table", "table", t.name.String(), "column", c, "source", e.QualifiedTable())
@@ -255,16 +285,35 @@ func (s *Sink) addColumns(ctx context.Context, t *table, e *change.Event, missin
 // transaction to run DDL that the target cannot run inside it.
 var errReplay = fmt.Errorf("the open transaction was rolled back to alter the table; reopen the sink to replay from its checkpoint")
 
-// ddl runs a CREATE or ALTER TABLE. Where DDL is transactional it runs in
-// the open transaction, so that it commits with the rows that need it.
-// Elsewhere it runs on another connection; an ALTER of a table the open
-// transaction may hold locks on first rolls that transaction back and the
-// call returns a retriable error, so the engine replays from the
-// checkpoint into the altered table: never half a source transaction
+// ddl runs a CREATE or ALTER TABLE: the first of stmts the target takes
+// (the others are fallbacks, tried in order). Where DDL is transactional
+// it runs in the open transaction, so that it commits with the rows that
+// need it. Elsewhere it runs on another connection; an ALTER of a table
+// the open transaction may hold locks on first rolls that transaction
+// back and the call returns a retriable error, so the engine replays from
+// the checkpoint into the altered table: never half a source transaction
 // committed by MySQL's implicit commit.
-func (s *Sink) ddl(ctx context.Context, stmt string, alter bool) error {
+func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
 	if s.d.TransactionalDDL() {
-		return s.exec(ctx, stmt)
+		var err error
+		for i, stmt := range stmts {
+			if i > 0 {
+				// The failed statement aborted the transaction: undo it
+				// alone, keeping the rows written before.
+				if err := s.exec(ctx, "ROLLBACK TO SAVEPOINT sluice_ddl"); err != nil {
+					return err
+				}
+			}
+			if len(stmts) > 1 {
+				if err := s.exec(ctx, "SAVEPOINT sluice_ddl"); err != nil {
+					return err
+				}
+			}
+			if err = s.exec(ctx, stmt); err == nil {
+				return nil
+			}
+		}
+		return err
 	}
 	rolledBack := false
 	if alter && s.dirty {
@@ -273,11 +322,20 @@ func (s *Sink) ddl(ctx context.Context, stmt string, alter bool) error {
 		s.forgetTables()
 		rolledBack = true
 	}
-	if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-		return &statementError{query: stmt, err: err}
+	var err error
+	for _, stmt := range stmts {
+		if _, err = s.db.ExecContext(ctx, stmt); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		if rolledBack {
+			return fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], err)
+		}
+		return &statementError{query: stmts[0], err: err}
 	}
 	if rolledBack {
-		return fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmt, errReplay)
+		return fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], errReplay)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sqltabletest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/dsl"
@@ -168,6 +169,86 @@ var fidelityCases = []struct {
 		e.mustWrite(g.ev(change.Truncate, docs, nil, nil), g.ins(docs, doc(1, "one", "b1")))
 		e.flush()
 		e.expectRows("docs", docCols, "1|one|b1")
+	}},
+	{"a column added with a constant default shows it in the rows before", func(t *testing.T, tg Target) {
+		targets(t, tg, dsl.TableSink{}, func(t *testing.T, e *env) {
+			var g gen
+			e.mustWrite(g.ins(docs, doc(1, "one", "b1")))
+			e.flush()
+			// ALTER TABLE docs ADD COLUMN status text NOT NULL DEFAULT 'it''s new',
+			// ADD COLUMN n integer DEFAULT 42, ADD COLUMN at timestamptz DEFAULT now():
+			// the source shows the defaults in row 1 without a change of it.
+			v2 := relation("docs", "id integer key", "title character varying(50)", "body text", "status text", "n integer", "at timestamp with time zone")
+			v2.Version = 2
+			v2.Columns[3].Default, v2.Columns[3].NotNull = "'it''s new'::text", true
+			v2.Columns[4].Default = "42"
+			v2.Columns[5].Default = "now()" // not a constant: the target cannot reproduce it
+			e.mustWrite(g.ins(v2, change.Row{"id": int64(2), "title": "two", "body": "b2", "status": `a\b`, "n": int64(7), "at": nil}))
+			e.flush()
+			e.expectRows("docs", []string{"id", "status", "n", "at"}, "1|it's new|42|NULL", `2|a\b|7|NULL`)
+		})
+	}},
+	{"a widened column type is applied before the first wider value", func(t *testing.T, tg Target) {
+		targets(t, tg, dsl.TableSink{}, func(t *testing.T, e *env) {
+			v1 := relation("docs", "id integer key", "title character varying(5)", "body text")
+			var g gen
+			e.mustWrite(g.ins(v1, doc(1, "one", "b1")))
+			e.flush()
+			// ALTER TABLE docs ALTER id TYPE bigint, ALTER title TYPE varchar(50)
+			v2 := relation("docs", "id bigint key", "title character varying(50)", "body text")
+			v2.Version = 2
+			e.mustWrite(g.ins(v2, doc(5_000_000_000, "a longer title", "b2")))
+			e.flush()
+			e.expectRows("docs", docCols, "1|one|b1", "5000000000|a longer title|b2")
+		})
+	}},
+	{"a type changed while the sink was not looking is widened on first sight", func(t *testing.T, tg Target) {
+		e := newEnv(t, tg, dsl.TableSink{})
+		e.exec("CREATE TABLE " + tg.Quote("docs") + " (id INT PRIMARY KEY, title VARCHAR(50) NOT NULL, n INT NOT NULL)")
+		wide := relation("docs", "id integer key", "title character varying(50)", "n bigint")
+		var g gen
+		e.mustWrite(g.ins(wide, change.Row{"id": int64(1), "title": "t", "n": int64(1) << 40}))
+		e.flush()
+		e.expectRows("docs", []string{"id", "title", "n"}, "1|t|1099511627776")
+		// NOT NULL stayed.
+		if err := e.write(g.ins(wide, change.Row{"id": int64(2), "title": "t", "n": nil})); err == nil {
+			t.Errorf("a NULL into the widened NOT NULL column was taken")
+		}
+	}},
+	{"an incompatible type change stops the pipeline naming the column", func(t *testing.T, tg Target) {
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
+		var g gen
+		e.mustWrite(g.ins(docs, doc(1, "one", "b1")))
+		e.flush()
+		v2 := relation("docs", "id integer key", "title boolean", "body text")
+		v2.Version = 2
+		err := e.write(g.ins(v2, change.Row{"id": int64(2), "title": true, "body": "b"}))
+		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), `"title"`) || !strings.Contains(err.Error(), "boolean") || !strings.Contains(err.Error(), "character varying") {
+			t.Errorf("want a permanent error naming title and both types, got %v", err)
+		}
+	}},
+	{"a dropped column never breaks later rows", func(t *testing.T, tg Target) {
+		for _, mode := range []string{"add_columns", "drop_columns"} {
+			t.Run(mode, func(t *testing.T) {
+				targets(t, tg, dsl.TableSink{SchemaChanges: mode}, func(t *testing.T, e *env) {
+					var g gen
+					e.mustWrite(g.ins(docs, doc(1, "one", "b1")))
+					e.flush()
+					v2 := relation("docs", "id integer key", "title character varying(50)")
+					v2.Version = 2
+					e.mustWrite(g.ins(v2, change.Row{"id": int64(2), "title": "two"}))
+					e.flush()
+					if mode == "drop_columns" {
+						e.expectRows("docs", []string{"id", "title"}, "1|one", "2|two")
+						if err := e.db.QueryRowContext(ctx(t), "SELECT body FROM "+tg.Quote("docs")).Scan(new(any)); err == nil {
+							t.Errorf("column body is still there")
+						}
+						return
+					}
+					e.expectRows("docs", docCols, "1|one|b1", "2|two|NULL")
+				})
+			})
+		}
 	}},
 }
 
