@@ -48,6 +48,17 @@ type Column struct {
 	Key bool
 	// NotNull reports a NOT NULL constraint.
 	NotNull bool
+	// Default is the column's DEFAULT expression as the source renders it
+	// (PostgreSQL: pg_get_expr of pg_attrdef, e.g. "'x'::text", "0",
+	// "nextval('t_id_seq'::regclass)", "now()"), "" when it has none. For
+	// a Generated column it is the generation expression instead.
+	Default string
+	// Generated reports a stored generated column (GENERATED ALWAYS AS
+	// (expr) STORED; Default holds expr). Events never carry its value:
+	// PostgreSQL's logical replication does not send it, and the
+	// snapshot leaves it out too, so that a row reads the same either
+	// way. A target computes it (from Default) or does without.
+	Generated bool
 }
 
 // Relation is a source table's shape. A changed relation (a new column)
