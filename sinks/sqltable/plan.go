@@ -135,13 +135,14 @@ func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) er
 // the source did not send (an unchanged TOASTed value, or the columns
 // besides the key in a delete under the default replica identity). A
 // partial row can update a stored row but not make a whole one. Events
-// without a Relation (file and Kafka sources) are taken as whole.
+// without a Relation (file and Kafka sources) are taken as whole, and
+// generated columns, whose values no event carries, do not count.
 func partial(e *change.Event, row change.Row) bool {
 	if e.Relation == nil {
 		return false
 	}
 	for _, c := range e.Relation.Columns {
-		if _, ok := row[c.Name]; !ok {
+		if _, ok := row[c.Name]; !ok && !c.Generated {
 			return true
 		}
 	}
@@ -190,7 +191,7 @@ func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Eve
 	}
 	var absent []string
 	for _, c := range e.Relation.Columns {
-		if _, ok := e.After[c.Name]; ok || contains(cols, c.Name) {
+		if _, ok := e.After[c.Name]; ok || c.Generated || contains(cols, c.Name) {
 			continue
 		}
 		if _, ok := t.cols[c.Name]; ok || s.foldedColumn(t, c.Name) {
