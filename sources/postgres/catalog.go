@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -42,34 +43,56 @@ type table struct {
 	Schema, Name string
 	OID          uint32
 	Columns      []tableColumn // published columns (exclude removed), in table order
+	// Generated lists the stored generated columns (exclude removed):
+	// in the relation, never read or published (pgoutput does not send
+	// them before PostgreSQL 18, and a publication column list of
+	// version 15 may not name them).
+	Generated    []tableColumn
 	Excluded     []string
 	PK           []string // primary-key columns in key order; empty without a primary key
 	IdentityCols []string // the replica identity index's columns under REPLICA IDENTITY USING INDEX
 	Identity     byte     // relreplident: d(efault), f(ull), i(ndex), n(othing)
 	Estimate     int64    // pg_class.reltuples, 0 when never analysed
 	CanSelect    bool     // the current role may read it (the snapshot does)
+	Partitioned  bool     // a partitioned table (relkind p): its partitions' rows replicate under its name
+	Partition    bool     // a partition (relispartition) of another table
 }
 
 type tableColumn struct {
+	Num       int16 // attnum
 	Name      string
 	TypeOID   uint32
 	TypeMod   int32
 	TypeName  string
 	NotNull   bool
-	Toastable bool // varlena stored out of line when large (attstorage x or e)
+	Toastable bool   // varlena stored out of line when large (attstorage x or e)
+	Default   string // pg_get_expr of the default (the generation expression when Generated), "" when none
+	Generated bool   // attgenerated = 's'
 }
 
 func (t *table) qualified() string { return t.Schema + "." + t.Name }
 
 func (t *table) ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitize() }
 
-// relation describes the table's published columns for events.
+// relation describes the table's published columns for events, and its
+// generated ones, in table order.
 func (t *table) relation() *change.Relation {
 	r := &change.Relation{Schema: t.Schema, Table: t.Name, Version: 1}
-	for _, c := range t.Columns {
-		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: contains(t.PK, c.Name), NotNull: c.NotNull})
+	for _, c := range t.allColumns() {
+		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: contains(t.PK, c.Name), NotNull: c.NotNull,
+			Default: c.Default, Generated: c.Generated})
 	}
 	return r
+}
+
+// allColumns returns Columns and Generated merged in table order.
+func (t *table) allColumns() []tableColumn {
+	if len(t.Generated) == 0 {
+		return t.Columns
+	}
+	all := append(slices.Clone(t.Columns), t.Generated...)
+	slices.SortFunc(all, func(a, b tableColumn) int { return int(a.Num) - int(b.Num) })
+	return all
 }
 
 // splitQualified splits "schema.table" (a bare name means public).
@@ -159,6 +182,10 @@ func resolveTables(ctx context.Context, conn *pgx.Conn, patterns, exclude []stri
 		findings = append(findings, t.checkIdentity()...)
 		tables = append(tables, t)
 	}
+	tables, findings, err := dropCapturedPartitions(ctx, conn, tables, findings)
+	if err != nil {
+		return nil, nil, err
+	}
 	for q, cols := range excl {
 		for _, c := range cols {
 			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: q + "." + c,
@@ -169,14 +196,64 @@ func resolveTables(ctx context.Context, conn *pgx.Conn, patterns, exclude []stri
 	return tables, findings, nil
 }
 
+// dropCapturedPartitions removes the partitions whose partitioned
+// ancestor is captured too: the publication publishes their changes
+// under the ancestor's name (publish_via_partition_root), and the
+// snapshot of the ancestor reads their rows, so capturing them as well
+// would copy each row twice, into two target tables. A partition
+// captured without its ancestor stays a table of its own. The findings
+// about a dropped partition's table give way to one saying so.
+func dropCapturedPartitions(ctx context.Context, conn *pgx.Conn, tables []*table, findings []Finding) ([]*table, []Finding, error) {
+	captured := map[uint32]*table{}
+	for _, t := range tables {
+		captured[t.OID] = t
+	}
+	kept := tables[:0:0]
+	for _, t := range tables {
+		if !t.Partition {
+			kept = append(kept, t)
+			continue
+		}
+		rows, err := conn.Query(ctx, `SELECT relid::oid FROM pg_partition_ancestors($1) WHERE relid <> $1::regclass`, t.OID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the partition ancestors of %s: %w", t.qualified(), err)
+		}
+		ancestors, err := pgx.CollectRows(rows, pgx.RowTo[uint32])
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the partition ancestors of %s: %w", t.qualified(), err)
+		}
+		var root *table
+		for _, a := range ancestors {
+			if r := captured[a]; r != nil {
+				root = r // the last is the topmost: the one the publication names
+			}
+		}
+		if root == nil {
+			kept = append(kept, t)
+			continue
+		}
+		findings = slices.DeleteFunc(findings, func(f Finding) bool { return f.Attribute == "tables" && f.Subject == t.qualified() })
+		findings = append(findings, Finding{Severity: Warning, Attribute: "tables", Subject: t.qualified(),
+			Message: fmt.Sprintf("table %s is a partition of %s, which is captured too: its rows replicate as rows of %s, once", t.qualified(), root.qualified(), root.qualified()),
+			Fix:     fmt.Sprintf("remove %s from tables", t.qualified())})
+		for _, x := range t.Excluded {
+			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
+				Message: fmt.Sprintf("exclude names %s.%s, but partition %s replicates as %s", t.qualified(), x, t.qualified(), root.qualified()),
+				Fix:     fmt.Sprintf("exclude %s.%s instead", root.qualified(), x)})
+		}
+	}
+	return kept, findings, nil
+}
+
 // describeTable reads a table's columns, key and replica identity; nil
 // when the table does not exist.
 func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*table, error) {
 	t := &table{Schema: schema, Name: name}
 	var ident string
-	err := conn.QueryRow(ctx, `SELECT c.oid, c.relreplident::text, greatest(c.reltuples, 0)::bigint, has_table_privilege(c.oid, 'SELECT')
+	err := conn.QueryRow(ctx, `SELECT c.oid, c.relreplident::text, greatest(c.reltuples, 0)::bigint, has_table_privilege(c.oid, 'SELECT'),
+			c.relkind = 'p', c.relispartition
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &ident, &t.Estimate, &t.CanSelect)
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &ident, &t.Estimate, &t.CanSelect, &t.Partitioned, &t.Partition)
 	if err == pgx.ErrNoRows {
 		return nil, nil
 	}
@@ -184,18 +261,24 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*t
 		return nil, fmt.Errorf("describe table %s.%s: %w", schema, name, err)
 	}
 	t.Identity = ident[0]
-	rows, err := conn.Query(ctx, `SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attstorage IN ('x', 'e')
-		FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, t.OID)
+	rows, err := conn.Query(ctx, `SELECT a.attnum, a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attstorage IN ('x', 'e'),
+			coalesce(pg_get_expr(d.adbin, d.adrelid), ''), a.attgenerated = 's'
+		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, t.OID)
 	if err != nil {
 		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
 	}
 	for rows.Next() {
 		var c tableColumn
-		if err := rows.Scan(&c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.NotNull, &c.Toastable); err != nil {
+		if err := rows.Scan(&c.Num, &c.Name, &c.TypeOID, &c.TypeMod, &c.TypeName, &c.NotNull, &c.Toastable, &c.Default, &c.Generated); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		t.Columns = append(t.Columns, c)
+		if c.Generated {
+			t.Generated = append(t.Generated, c)
+		} else {
+			t.Columns = append(t.Columns, c)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -241,11 +324,15 @@ func (t *table) applyExclude() []Finding {
 				i = j
 			}
 		}
+		if g := slices.IndexFunc(t.Generated, func(c tableColumn) bool { return c.Name == x }); g >= 0 {
+			t.Generated = slices.Delete(t.Generated, g, g+1) // never published anyway: only the relation loses it
+			continue
+		}
 		switch {
 		case i < 0:
 			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
 				Message: fmt.Sprintf("column %s does not exist in table %s", x, t.qualified()),
-				Fix:     fmt.Sprintf("the columns of %s are %s", t.qualified(), strings.Join(t.columnNames(), ", "))})
+				Fix:     fmt.Sprintf("the columns of %s are %s", t.qualified(), strings.Join(allNamesOf(t.allColumns()), ", "))})
 		case t.Identity == 'f':
 			// PostgreSQL 15 then rejects the application's own UPDATE and
 			// DELETE statements on the table ("column list ... does not
@@ -268,19 +355,30 @@ func (t *table) applyExclude() []Finding {
 	return findings
 }
 
-func (t *table) columnNames() []string {
-	names := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
+func (t *table) columnNames() []string { return allNamesOf(t.Columns) }
+
+func allNamesOf(cols []tableColumn) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
 		names[i] = c.Name
 	}
 	return names
 }
 
 // checkIdentity reports tables whose updates and deletes PostgreSQL
-// could not identify, and TOAST columns that updates may leave absent.
+// could not identify, TOAST columns that updates may leave absent, and
+// an identity index that is not the primary key.
 func (t *table) checkIdentity() []Finding {
 	q := t.qualified()
 	switch {
+	case t.Identity == 'i' && len(t.PK) > 0 && !sameSet(t.PK, t.IdentityCols):
+		// Events are keyed by the primary key, but PostgreSQL identifies
+		// the old row by the index: an update that changes the primary
+		// key and not the index sends no old key, so a sink writes the new
+		// key and keeps the row under the old one.
+		return []Finding{{Severity: Warning, Attribute: "tables", Subject: q,
+			Message: fmt.Sprintf("table %s has REPLICA IDENTITY USING INDEX on (%s), not its primary key (%s): an update that changes the primary key sends the old row's index columns, not its old primary key, so the target keeps a stale row under the old key", q, strings.Join(t.IdentityCols, ", "), strings.Join(t.PK, ", ")),
+			Fix:     fmt.Sprintf("run ALTER TABLE %s REPLICA IDENTITY FULL, or REPLICA IDENTITY DEFAULT to identify rows by the primary key", t.ident())}}
 	case t.Identity == 'n':
 		return []Finding{{Severity: Error, Attribute: "tables", Subject: q,
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY NOTHING: its updates and deletes cannot be captured", q),
@@ -299,8 +397,34 @@ func (t *table) checkIdentity() []Finding {
 		if len(toast) > 0 {
 			return []Finding{{Severity: Warning, Attribute: "tables", Subject: q,
 				Message: fmt.Sprintf("table %s has TOASTable columns (%s) under REPLICA IDENTITY DEFAULT: an update that leaves a large value unchanged does not carry it, so such columns are absent from the event's after", q, strings.Join(toast, ", ")),
-				Fix:     fmt.Sprintf("fine for database sinks (they keep the stored value); for full rows downstream run ALTER TABLE %s REPLICA IDENTITY FULL", t.ident())}}
+				Fix:     fmt.Sprintf("database sinks keep the value they stored; append-mode, Kafka, webhook and file sinks receive such an event without the column: if they need every column, run ALTER TABLE %s REPLICA IDENTITY FULL", t.ident())}}
 		}
 	}
 	return nil
+}
+
+// sameSet reports whether a and b hold the same names, in any order.
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !contains(b, x) {
+			return false
+		}
+	}
+	return true
+}
+
+// excludedColumns maps each qualified table to the columns exclude
+// names for it (entries that are not schema.table.column are skipped:
+// resolveTables reports them).
+func excludedColumns(exclude []string) map[string][]string {
+	out := map[string][]string{}
+	for _, e := range exclude {
+		if i := strings.LastIndexByte(e, '.'); i >= 0 && strings.Count(e, ".") == 2 {
+			out[e[:i]] = append(out[e[:i]], e[i+1:])
+		}
+	}
+	return out
 }

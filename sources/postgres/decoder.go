@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,9 @@ type decoder struct {
 
 	rels   map[uint32]*relState
 	byName map[string]*relState // the latest shape of each table, also seeded by the snapshot
+	// excluded lists, by qualified table, the columns `exclude` removes:
+	// generated ones, which the catalog shows, stay out of relations.
+	excluded map[string][]string
 
 	inTx  bool
 	tx    change.Tx
@@ -51,9 +55,12 @@ type decoder struct {
 // relState is one table's shape as pgoutput last described it.
 type relState struct {
 	rel  *change.Relation
-	sig  string   // column names and types: equal sig, same shape
-	oids []uint32 // type of each column
-	key  []int    // indexes of the key columns
+	sig  string   // column names and types, then generated columns: equal sig, same shape
+	oids []uint32 // type of each column sent
+	// cols maps each column sent to its index in rel.Columns, which also
+	// lists generated columns; nil when they are the same.
+	cols []int
+	key  []int // indexes in rel.Columns of the key columns
 	// names lists every column: the Changed of inserts and snapshot rows,
 	// one slice shared by all of them (read-only, like every event field).
 	names []string
@@ -69,22 +76,55 @@ func newDecoder(source string, types *typeRegistry, conn *pgx.Conn) *decoder {
 func (d *decoder) seed(t *table) *relState {
 	rs := &relState{rel: t.relation()}
 	var sig strings.Builder
-	for i, c := range t.Columns {
+	for _, c := range t.Columns {
 		rs.oids = append(rs.oids, c.TypeOID)
 		fmt.Fprintf(&sig, "%s:%d:%d,", c.Name, c.TypeOID, c.TypeMod)
-		if rs.rel.Columns[i].Key {
-			rs.key = append(rs.key, i)
-		}
 	}
-	if len(rs.key) == 0 { // no primary key: REPLICA IDENTITY FULL identifies by the whole row
-		for i := range t.Columns {
-			rs.key = append(rs.key, i)
-		}
+	for _, g := range t.Generated {
+		fmt.Fprintf(&sig, "|%s", g.Name)
 	}
+	rs.indexColumns()
 	rs.sig = sig.String()
 	rs.names = allNames(rs.rel)
 	d.byName[t.qualified()] = rs
 	return rs
+}
+
+// indexColumns sets cols and key from rel.Columns: the key columns, or
+// without a primary key (REPLICA IDENTITY FULL identifies by the whole
+// row) every column sent.
+func (rs *relState) indexColumns() {
+	rs.cols, rs.key = nil, nil
+	for i, c := range rs.rel.Columns {
+		if c.Generated {
+			rs.cols = []int{}
+		}
+		if c.Key {
+			rs.key = append(rs.key, i)
+		}
+	}
+	if rs.cols != nil {
+		for i, c := range rs.rel.Columns {
+			if !c.Generated {
+				rs.cols = append(rs.cols, i)
+			}
+		}
+	}
+	if len(rs.key) == 0 {
+		for i, c := range rs.rel.Columns {
+			if !c.Generated {
+				rs.key = append(rs.key, i)
+			}
+		}
+	}
+}
+
+// col returns the index in rel.Columns of the i-th column sent.
+func (rs *relState) col(i int) int {
+	if rs.cols == nil {
+		return i
+	}
+	return rs.cols[i]
 }
 
 // lookupError is a failed catalog query while decoding: the connection
@@ -338,7 +378,9 @@ func (d *decoder) emit(out []change.Event, e change.Event, rs *relState) ([]chan
 
 // relation caches a Relation message. A table whose columns changed gets
 // a new *Relation with the next Version: that is how a schema change
-// travels downstream.
+// travels downstream. One catalog query per message (besides type
+// names) adds what the message lacks: the primary key, defaults of new
+// columns, and generated columns (pgoutput does not send them).
 func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) error {
 	var sig strings.Builder
 	oids := make([]uint32, len(m.Columns))
@@ -347,6 +389,19 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		fmt.Fprintf(&sig, "%s:%d:%d,", c.Name, c.DataType, c.TypeModifier)
 	}
 	q := m.Namespace + "." + m.RelationName
+	var cat []catalogColumn
+	if d.conn != nil {
+		var err error
+		if cat, err = catalogColumns(ctx, d.conn, m.RelationID); err != nil {
+			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
+		}
+		cat = slices.DeleteFunc(cat, func(c catalogColumn) bool { return c.Generated && contains(d.excluded[q], c.Name) })
+		for _, c := range cat {
+			if c.Generated {
+				fmt.Fprintf(&sig, "|%s", c.Name)
+			}
+		}
+	}
 	prev := d.byName[q]
 	if prev != nil && prev.sig == sig.String() {
 		d.rels[m.RelationID] = prev
@@ -357,7 +412,8 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		rs.rel.Version = prev.rel.Version + 1
 	}
 	names := make([]string, len(m.Columns))
-	var pk []string
+	byName := map[string]catalogColumn{}
+	var pk bool
 	if d.conn != nil {
 		if err := d.types.ensure(ctx, d.conn, oids); err != nil {
 			return &lookupError{err}
@@ -369,33 +425,90 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		if err := d.conn.QueryRow(ctx, `SELECT array_agg(format_type(t.o, t.m) ORDER BY t.n) FROM unnest($1::oid[], $2::int4[]) WITH ORDINALITY AS t(o, m, n)`, oids, mods).Scan(&names); err != nil {
 			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
 		}
-		var err error
-		if pk, err = primaryKey(ctx, d.conn, m.RelationID); err != nil {
-			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
+		for _, c := range cat {
+			byName[c.Name] = c
+			pk = pk || c.Key
 		}
 	}
+	// The columns sent, in order, with the generated ones where the
+	// catalog has them.
+	var gen []catalogColumn
+	for _, c := range cat {
+		if c.Generated {
+			gen = append(gen, c)
+		}
+	}
+	num := int16(0)
 	for i, c := range m.Columns {
+		cc, ok := byName[c.Name]
+		if ok {
+			num = cc.Num
+		}
+		for len(gen) > 0 && gen[0].Num < num {
+			rs.rel.Columns = append(rs.rel.Columns, gen[0].column())
+			gen = gen[1:]
+		}
 		typ := names[i]
 		if typ == "" {
 			typ = "oid:" + strconv.FormatUint(uint64(c.DataType), 10)
 		}
-		key := contains(pk, c.Name) || (len(pk) == 0 && c.Flags&1 != 0)
-		rs.rel.Columns = append(rs.rel.Columns, change.Column{Name: c.Name, Type: typ, Key: key})
-		if key {
-			rs.key = append(rs.key, i)
-		}
+		key := cc.Key || (!pk && c.Flags&1 != 0)
+		rs.rel.Columns = append(rs.rel.Columns, change.Column{Name: c.Name, Type: typ, Key: key, Default: cc.Default})
 	}
-	if prev != nil { // NOT NULL is not in the message: keep what the catalog said for known columns
+	for _, g := range gen {
+		rs.rel.Columns = append(rs.rel.Columns, g.column())
+	}
+	if prev != nil { // NOT NULL is not in the message: keep what the catalog said for known columns, and their default
 		for i, c := range rs.rel.Columns {
-			if old, ok := prev.rel.Column(c.Name); ok && old.Type == c.Type {
+			if old, ok := prev.rel.Column(c.Name); ok && old.Type == c.Type && !c.Generated && !old.Generated {
 				rs.rel.Columns[i].NotNull = old.NotNull
+				rs.rel.Columns[i].Default = old.Default
 			}
 		}
 	}
+	rs.indexColumns()
 	rs.names = allNames(rs.rel)
 	d.rels[m.RelationID] = rs
 	d.byName[q] = rs
 	return nil
+}
+
+// catalogColumn is what the catalog says about a column that a Relation
+// message does not.
+type catalogColumn struct {
+	Num       int16
+	Name      string
+	Type      string
+	Default   string
+	Generated bool
+	Key       bool // part of the primary key
+	NotNull   bool
+}
+
+func (c catalogColumn) column() change.Column {
+	return change.Column{Name: c.Name, Type: c.Type, Key: c.Key, NotNull: c.NotNull, Default: c.Default, Generated: c.Generated}
+}
+
+// catalogColumns reads a table's columns as the catalog shows them now.
+func catalogColumns(ctx context.Context, conn *pgx.Conn, oid uint32) ([]catalogColumn, error) {
+	rows, err := conn.Query(ctx, `SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+			a.attgenerated = 's', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary)::int2[]), false), a.attnotnull
+		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, oid)
+	if err != nil {
+		return nil, err
+	}
+	var out []catalogColumn
+	for rows.Next() {
+		var c catalogColumn
+		if err := rows.Scan(&c.Num, &c.Name, &c.Type, &c.Default, &c.Generated, &c.Key, &c.NotNull); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	rows.Close()
+	return out, rows.Err()
 }
 
 // row decodes a tuple. Unchanged TOAST values ('u') are taken from old
@@ -406,12 +519,13 @@ func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, key
 		return nil, nil
 	}
 	cols := rs.rel.Columns
-	if len(td.Columns) != len(cols) {
-		return nil, fmt.Errorf("pgoutput: tuple of %s.%s has %d columns, its relation %d", rs.rel.Schema, rs.rel.Table, len(td.Columns), len(cols))
+	if len(td.Columns) != len(rs.oids) {
+		return nil, fmt.Errorf("pgoutput: tuple of %s.%s has %d columns, its relation %d", rs.rel.Schema, rs.rel.Table, len(td.Columns), len(rs.oids))
 	}
-	row := make(change.Row, len(cols))
+	row := make(change.Row, len(td.Columns))
 	for i, c := range td.Columns {
-		name := cols[i].Name
+		ci := rs.col(i)
+		name := cols[ci].Name
 		if keyOnly && c.DataType == pglogrepl.TupleDataTypeNull {
 			// An old key tuple sends the replica identity's columns (the
 			// primary key, or a unique index's NOT NULL columns) and NULL
@@ -428,7 +542,7 @@ func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, key
 		case pglogrepl.TupleDataTypeText:
 			v, err := d.types.decode(rs.oids[i], c.Data)
 			if err != nil {
-				return nil, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, name, cols[i].Type, err)
+				return nil, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, name, cols[ci].Type, err)
 			}
 			row[name] = v
 		default:

@@ -112,6 +112,7 @@ func Peek(ctx context.Context, cfg *dsl.PostgresSource, source string, n int) ([
 		return nil, peekError(err, cfg)
 	}
 	dec := newDecoder(source, newTypeRegistry(), conn)
+	dec.excluded = excludedColumns(cfg.Exclude)
 	var out []change.Event
 	for _, m := range msgs {
 		if out, err = dec.decode(ctx, m, out); err != nil {
@@ -232,13 +233,17 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, tables []
 	case cur.allTables:
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
 			Message: fmt.Sprintf("publication %s publishes ALL TABLES and cannot be narrowed to the declared tables", pub), Fix: "name another publication"}}
-	case sameTables(cur.tables, want):
+	case cur.matches(tables, want):
 		return nil
+	case !cur.mine && sameTables(cur.tables, want):
+		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
+			Message: fmt.Sprintf("publication %s publishes partitioned tables under their partitions' names (publish_via_partition_root is off), and is owned by role %s, so sluice cannot turn it on", pub, cur.owner),
+			Fix:     fmt.Sprintf("run ALTER PUBLICATION %s SET (publish_via_partition_root = true) as its owner, or name another publication", pgx.Identifier{pub}.Sanitize())}}
 	case !cur.mine:
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
 			Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns, and is owned by role %s, so sluice cannot alter it", pub, cur.owner),
 			Fix:     fmt.Sprintf("run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication", pgx.Identifier{pub}.Sanitize())}}
 	}
 	return []Finding{{Severity: Warning, Attribute: "publication", Subject: pub,
-		Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns; the pipeline will alter it when it starts", pub)}}
+		Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns (partitions under their partitioned table's name); the pipeline will alter it when it starts", pub)}}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -106,14 +107,19 @@ func serverChecks(ctx context.Context, conn *pgx.Conn) (version int, findings []
 // publication is an existing publication as the catalog shows it.
 type publication struct {
 	exists, mine, allTables bool // mine: the current user may alter it
+	viaRoot                 bool // publish_via_partition_root
 	owner                   string
 	tables                  map[string]string // see publicationTables
 }
 
 func readPublication(ctx context.Context, conn *pgx.Conn, pub string, version int) (publication, error) {
 	var p publication
-	err := conn.QueryRow(ctx, `SELECT r.rolname, pg_has_role(current_user, p.pubowner, 'USAGE'), p.puballtables
-		FROM pg_publication p JOIN pg_roles r ON r.oid = p.pubowner WHERE p.pubname = $1`, pub).Scan(&p.owner, &p.mine, &p.allTables)
+	viaRoot := "false"
+	if version >= 130000 {
+		viaRoot = "p.pubviaroot"
+	}
+	err := conn.QueryRow(ctx, `SELECT r.rolname, pg_has_role(current_user, p.pubowner, 'USAGE'), p.puballtables, `+viaRoot+`
+		FROM pg_publication p JOIN pg_roles r ON r.oid = p.pubowner WHERE p.pubname = $1`, pub).Scan(&p.owner, &p.mine, &p.allTables, &p.viaRoot)
 	if err == pgx.ErrNoRows {
 		return p, nil
 	}
@@ -176,8 +182,24 @@ func publicationSpec(tables []*table) (string, map[string]string) {
 	return strings.Join(parts, ", "), want
 }
 
+// needsViaRoot reports whether the publication must publish the changes
+// of partitions under their partitioned table's name
+// (publish_via_partition_root): when it captures a partitioned table.
+// Without it, streamed changes would name the partitions while the
+// snapshot names the partitioned table.
+func needsViaRoot(tables []*table) bool {
+	return slices.ContainsFunc(tables, func(t *table) bool { return t.Partitioned })
+}
+
+// matches reports whether an existing publication publishes exactly what
+// the declared tables need.
+func (p publication) matches(tables []*table, want map[string]string) bool {
+	return !p.allTables && sameTables(p.tables, want) && (p.viaRoot || !needsViaRoot(tables))
+}
+
 // ensurePublication creates the publication or alters it to publish
-// exactly the declared tables and columns. Idempotent.
+// exactly the declared tables and columns, partitions under their
+// partitioned table's name. Idempotent.
 func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables []*table, version int) error {
 	spec, want := publicationSpec(tables)
 	for _, t := range tables {
@@ -195,19 +217,34 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables [
 		if len(tables) == 0 {
 			return engine.Permanent(fmt.Errorf("no table to publish: tables matched nothing"))
 		}
-		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+ident+" FOR TABLE "+spec); err != nil {
+		with := ""
+		if version >= 130000 {
+			// Always: harmless without partitioned tables, and right for
+			// one added to tables later.
+			with = " WITH (publish_via_partition_root = true)"
+		}
+		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+ident+" FOR TABLE "+spec+with); err != nil {
 			return publicationError(err, pub, "create")
 		}
 		return nil
-	case !cur.allTables && sameTables(cur.tables, want):
+	case cur.matches(tables, want):
 		return nil
+	case !cur.mine && sameTables(cur.tables, want) && !cur.allTables:
+		return engine.Permanent(fmt.Errorf("publication %s publishes partitioned tables under their partitions' names (publish_via_partition_root is off) and is owned by role %s, so sluice cannot turn it on: run ALTER PUBLICATION %s SET (publish_via_partition_root = true) as its owner, or name another publication in publication", pub, cur.owner, ident))
 	case !cur.mine:
 		return engine.Permanent(fmt.Errorf("publication %s exists but is owned by role %s, so it cannot be altered to publish %s: run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication in publication", pub, cur.owner, strings.Join(sortedKeys(want), ", "), ident))
 	case cur.allTables:
 		return engine.Permanent(fmt.Errorf("publication %s publishes ALL TABLES and cannot be narrowed: name another publication in publication", pub))
 	}
-	if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+ident+" SET TABLE "+spec); err != nil {
-		return publicationError(err, pub, "alter")
+	if !sameTables(cur.tables, want) {
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+ident+" SET TABLE "+spec); err != nil {
+			return publicationError(err, pub, "alter")
+		}
+	}
+	if !cur.viaRoot && version >= 130000 {
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+ident+" SET (publish_via_partition_root = true)"); err != nil {
+			return publicationError(err, pub, "alter")
+		}
 	}
 	return nil
 }

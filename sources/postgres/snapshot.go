@@ -363,9 +363,11 @@ func (s *snapshotReader) resumeAt(index uint32) (bool, error) {
 }
 
 func allNames(r *change.Relation) []string {
-	names := make([]string, len(r.Columns))
-	for i, c := range r.Columns {
-		names[i] = c.Name
+	names := make([]string, 0, len(r.Columns))
+	for _, c := range r.Columns {
+		if !c.Generated { // never carried
+			names = append(names, c.Name)
+		}
 	}
 	return names
 }

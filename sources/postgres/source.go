@@ -138,6 +138,11 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	if err := findingsError(append(findings, more...)); err != nil {
 		return err
 	}
+	for _, f := range more {
+		if f.Severity == Warning {
+			p.logger.Warn("postgres source: "+f.Message, "source", p.name, "table", f.Subject, "fix", f.Fix)
+		}
+	}
 	types := newTypeRegistry()
 	for _, t := range tables {
 		var oids []uint32
@@ -178,6 +183,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	}
 	pos, hasPos := from[change.Stream{Source: p.name}]
 	dec := newDecoder(p.name, types, nil)
+	dec.excluded = excludedColumns(p.cfg.Exclude)
 	p.stream = &streamer{dsn: p.cfg.DSN, slot: p.cfg.Slot, publication: p.cfg.Publication, source: p.name,
 		dec: dec, logger: p.logger, out: make(chan []change.Event, 2), confirm: slot.Confirmed}
 	if hasPos {

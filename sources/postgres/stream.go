@@ -140,7 +140,7 @@ func (st *streamer) session(ctx context.Context) error {
 
 	err = pglogrepl.StartReplication(ctx, conn, st.slot, st.startLSN(), pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(st.publication), "messages 'true'"},
+		PluginArgs: []string{"proto_version '1'", "publication_names " + quoteLiteral(quoteIdentList(st.publication)), "messages 'true'"},
 	})
 	if err != nil {
 		return st.replicationError(err)
