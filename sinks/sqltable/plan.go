@@ -138,8 +138,8 @@ func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) er
 // without a Relation (file and Kafka sources) are taken as whole, and
 // generated columns, whose values no event carries, do not count.
 func partial(e *change.Event, row change.Row) bool {
-	if e.Relation == nil {
-		return false
+	if e.Relation == nil || len(row) >= len(e.Relation.Columns) {
+		return false // a row's columns are its Relation's
 	}
 	for _, c := range e.Relation.Columns {
 		if _, ok := row[c.Name]; !ok && !c.Generated {
