@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +57,9 @@ type table struct {
 	CanSelect    bool     // the current role may read it (the snapshot does)
 	Partitioned  bool     // a partitioned table (relkind p): its partitions' rows replicate under its name
 	Partition    bool     // a partition (relispartition) of another table
+	// LeafIdentity maps each leaf partition of a partitioned table whose
+	// replica identity differs from the table's to its relreplident.
+	LeafIdentity map[string]byte
 }
 
 type tableColumn struct {
@@ -288,6 +292,32 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*t
 	if err != nil {
 		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
 	}
+	if t.Partitioned {
+		// REPLICA IDENTITY of a partitioned table does not reach its
+		// partitions, and PostgreSQL logs a row's old values by the
+		// identity of the partition that holds it.
+		rows, err := conn.Query(ctx, `SELECT n.nspname || '.' || c.relname, c.relreplident::text FROM pg_partition_tree($1) p
+			JOIN pg_class c ON c.oid = p.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE p.isleaf AND c.relreplident <> $2::"char" ORDER BY 1`, t.OID, ident)
+		if err != nil {
+			return nil, fmt.Errorf("describe table %s: partitions: %w", t.qualified(), err)
+		}
+		for rows.Next() {
+			var leaf, id string
+			if err := rows.Scan(&leaf, &id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if t.LeafIdentity == nil {
+				t.LeafIdentity = map[string]byte{}
+			}
+			t.LeafIdentity[leaf] = id[0]
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("describe table %s: partitions: %w", t.qualified(), err)
+		}
+	}
 	t.PK = pk
 	if t.Identity == 'i' {
 		rows, err := conn.Query(ctx, `SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
@@ -370,7 +400,25 @@ func allNamesOf(cols []tableColumn) []string {
 // an identity index that is not the primary key.
 func (t *table) checkIdentity() []Finding {
 	q := t.qualified()
+	var weaker []string // partitions that log less of the old row than the table says
+	for leaf, id := range t.LeafIdentity {
+		if t.Identity == 'f' || id == 'n' {
+			weaker = append(weaker, leaf)
+		}
+	}
+	sort.Strings(weaker)
 	switch {
+	case len(weaker) > 0 && t.Identity == 'f':
+		// pgoutput then marks old rows as whole (the table's FULL) but
+		// sends NULL for every column the partition did not log, and an
+		// unchanged TOASTed value would be taken from that NULL.
+		return []Finding{{Severity: Error, Attribute: "tables", Subject: q,
+			Message: fmt.Sprintf("partitioned table %s has REPLICA IDENTITY FULL, but its partitions %s do not (a partitioned table's replica identity does not reach its partitions): their updates and deletes would carry NULL for the old values they do not log", q, strings.Join(weaker, ", ")),
+			Fix:     fmt.Sprintf("run ALTER TABLE <partition> REPLICA IDENTITY FULL for each of %s", strings.Join(weaker, ", "))}}
+	case len(weaker) > 0:
+		return []Finding{{Severity: Error, Attribute: "tables", Subject: q,
+			Message: fmt.Sprintf("partitions %s of %s have REPLICA IDENTITY NOTHING: their updates and deletes cannot be captured", strings.Join(weaker, ", "), q),
+			Fix:     "run ALTER TABLE <partition> REPLICA IDENTITY DEFAULT for each"}}
 	case t.Identity == 'i' && len(t.PK) > 0 && !sameSet(t.PK, t.IdentityCols):
 		// Events are keyed by the primary key, but PostgreSQL identifies
 		// the old row by the index: an update that changes the primary

@@ -5,13 +5,60 @@
 //
 // # Setup (Open, idempotent)
 //
-// Open checks wal_level and the REPLICATION attribute, expands "schema.*",
+// Open checks wal_level and the REPLICATION attribute, expands "schema.*"
+// (to the schema's tables and partitioned tables, not to partitions),
 // checks every table exists and can be identified (a primary key, or
 // REPLICA IDENTITY FULL), creates the publication or alters it to publish
 // exactly the declared tables, with a PostgreSQL 15 column list wherever
-// `exclude` removes columns (so they never leave the server), and creates
+// `exclude` removes columns (so they never leave the server), and with
+// publish_via_partition_root = true (see Partitioned tables), and creates
 // the slot if it is missing. Every problem a user can fix is one message
-// naming the table, column, slot or publication and the fix.
+// naming the table, column, slot or publication and the fix; warnings
+// (validate --live shows them too) are logged at start. The publication
+// name is an identifier, case-sensitive, and passed quoted everywhere
+// (publication = "MyPub" works).
+//
+// REPLICA IDENTITY USING INDEX on an index other than the primary key is
+// a warning: events are keyed by the primary key, but PostgreSQL sends
+// the old row's index columns, and none at all when the index columns did
+// not change, so an update of the primary key leaves the target's row
+// under the old key. The fix is REPLICA IDENTITY FULL, or DEFAULT.
+// (Keying such tables by the index instead would be exact, but would
+// change the key of targets that exist.)
+//
+// # Partitioned tables
+//
+// A partitioned table replicates under its own name, snapshot and stream
+// alike: the snapshot reads it (every partition's rows), and the
+// publication publishes its partitions' changes as its own
+// (publish_via_partition_root, set when the publication is created and
+// turned on in an existing one that sluice may alter; one that it may not
+// alter is an error when it lacks it and a partitioned table is
+// captured). Partitions attached later are covered. An UPDATE that moves
+// a row to another partition is executed by PostgreSQL as a delete from
+// one partition and an insert into the other, and arrives as exactly that:
+// a Delete (the old key) and an Insert of the whole new row (TOASTed
+// values included), which every sink applies as it is. `exclude` on a
+// partitioned table is a column list on it, which covers every partition.
+//
+// A partition captured together with its partitioned table (named, or by
+// "schema.*" on another schema) is dropped from the tables with a
+// warning: its rows are the partitioned table's, and capturing both would
+// copy them twice into two targets. A partition captured without its
+// partitioned table is an ordinary table of its own name.
+//
+// PostgreSQL logs a row's old values by the replica identity of the
+// partition that holds it, and ALTER TABLE ... REPLICA IDENTITY on a
+// partitioned table does not reach its partitions: a partitioned table
+// with REPLICA IDENTITY FULL whose partitions are not FULL is refused
+// (pgoutput would present their unlogged old values as NULL), with the
+// ALTER TABLE for each partition as the fix.
+//
+// Not replicated, by PostgreSQL's design: TRUNCATE of a single partition
+// (pgoutput drops it under publish_via_partition_root; TRUNCATE the
+// partitioned table, or DELETE), and DETACH or ATTACH PARTITION, which
+// move rows out of or into the table without a change: the target keeps
+// a detached partition's rows and lacks an attached one's.
 //
 // # Positions
 //
@@ -90,6 +137,18 @@
 // also key deletes); under FULL the whole old row, and Changed then
 // lists exactly the columns whose value changed (under DEFAULT, every
 // column sent except an unchanged key).
+//
+// Relations carry each column's Default (pg_get_expr of its DEFAULT, as
+// PostgreSQL renders it: "'x'::text", "7", "now()") and list stored
+// generated columns with Generated set and their expression in Default.
+// The snapshot reads them from the catalog; a Relation message in the
+// stream is completed by one catalog query: the primary key, generated
+// columns (pgoutput never sends them: no event carries their value, the
+// snapshot's included, and a generated column added mid-stream makes a
+// new relation version), and the Default of columns new to the relation,
+// as the catalog shows it when the message is decoded. Columns the
+// previous version knew keep its NotNull and Default. A default changed
+// later (ALTER COLUMN SET DEFAULT) is not a new version.
 //
 // Values: int64 (smallint, integer, bigint, oid), float64 (real, double),
 // change.Numeric (numeric, exact), string (text, varchar, char, uuid,

@@ -230,3 +230,43 @@ func publicationFindings(all []Finding) []Finding {
 	}
 	return out
 }
+
+// TestPartitionIdentityMustReachPartitions: REPLICA IDENTITY FULL on a
+// partitioned table does not reach its partitions, and pgoutput would
+// then send their unlogged old values as NULL (an unchanged TOASTed
+// value would become NULL): CheckLive and Open refuse it with the fix,
+// and once every partition is FULL, updates (a move included) keep the
+// TOASTed value and carry the whole old row.
+func TestPartitionIdentityMustReachPartitions(t *testing.T) {
+	raw := make([]byte, 8000)
+	rand.Read(raw)
+	big := hex.EncodeToString(raw)
+	d := newDB(t)
+	createOrders(d)
+	d.exec(`ALTER TABLE orders REPLICA IDENTITY FULL`)
+	cfg := dsl.PostgresSource{Tables: []string{"public.orders"}, Snapshot: "never"}
+	live := WithDefaults(&cfg, "p")
+	live.DSN = d.dsn
+	f := CheckLive(context.Background(), live)
+	if len(f) != 1 || f[0].Severity != Error || f[0].Subject != "public.orders" || !strings.Contains(f[0].Fix, "public.orders_eu, public.orders_us") {
+		t.Fatalf("findings %v, want one error naming both partitions", f)
+	}
+	if p, err := d.build(cfg); err != nil || p.Open(context.Background(), nil, newState()) == nil {
+		t.Fatal("Open accepted partitions whose identity is not FULL")
+	}
+	d.exec(`ALTER TABLE orders_eu REPLICA IDENTITY FULL; ALTER TABLE orders_us REPLICA IDENTITY FULL`)
+	if f := CheckLive(context.Background(), live); len(f) != 0 {
+		t.Fatalf("findings %v once the partitions are FULL", f)
+	}
+	d.exec(`INSERT INTO orders VALUES (1, 'eu', 10, $1)`, big)
+	p := d.open(cfg, nil, newState())
+	d.exec(`UPDATE orders SET amount = 11 WHERE id = 1`)
+	d.exec(`UPDATE orders SET region = 'us' WHERE id = 1`)
+	ev := rows(readUntil(t, p, countRows(3)))
+	if ev[0].Op != change.Update || ev[0].After["note"] != big || ev[0].Before["note"] != big || !reflect.DeepEqual(ev[0].Changed, []string{"amount"}) {
+		t.Fatalf("update: after has note %v, changed %v", ev[0].After["note"] == big, ev[0].Changed)
+	}
+	if ev[1].Op != change.Delete || ev[1].Before["amount"] != int64(11) || ev[2].Op != change.Insert || ev[2].After["note"] != big {
+		t.Fatalf("move: %s %v, %s", ev[1].Op, ev[1].Before["amount"], ev[2].Op)
+	}
+}
