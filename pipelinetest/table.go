@@ -31,7 +31,8 @@ const (
 //     columns present in After overwritten, and columns absent from After
 //     (unchanged TOAST values, excluded columns) keep their value. An
 //     update whose Before holds another key moves the row: the old key is
-//     deleted as a delete would delete it, then the new row is written.
+//     deleted as a delete would delete it, then the new row is written,
+//     keeping the moved row's values of the columns After lacks.
 //     The key is the sink's `key`, else the event's Key columns, else "id".
 //   - delete "hard" removes the row; "soft" keeps it with __deleted =
 //     true (a delete of an unknown key writes Before with __deleted =
@@ -150,14 +151,19 @@ func (t *Table) Apply(e *change.Event) error {
 		}
 		return nil
 	}
+	var moved change.Row // the stored row a primary-key update moves
 	if e.Op == change.Update && e.Before != nil {
 		if old, err := t.keyOf(e, e.Before); err == nil && old != k {
+			moved = t.rows[old].Clone()
 			t.remove(old, e.Before)
 		}
 	}
 	row, ok := t.rows[k]
 	if !ok {
 		row = change.Row{}
+		for c, v := range moved {
+			row[c] = v // the columns After lacks keep their values
+		}
 		t.put(k, row)
 	}
 	for c, v := range e.After {

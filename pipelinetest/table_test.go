@@ -208,3 +208,21 @@ func TestEqual(t *testing.T) {
 		}
 	}
 }
+
+// A primary-key update whose After lacks a column (an unchanged TOASTed
+// value) keeps the moved row's value, as the SQL sinks do.
+func TestTableKeyMoveKeepsAbsentColumns(t *testing.T) {
+	tb := NewTable("docs", &dsl.TableSink{})
+	for _, e := range []change.Event{
+		ev(change.Insert, 1, nil, row{"id": int64(1), "title": "one", "body": "long"}),
+		ev(change.Update, 2, row{"id": int64(1)}, row{"id": int64(2), "title": "two"}),
+	} {
+		if err := tb.Apply(&e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := tb.Rows()
+	if len(rows) != 1 || rows[0]["id"] != int64(2) || rows[0]["title"] != "two" || rows[0]["body"] != "long" {
+		t.Errorf("rows %v, want one row 2|two|long", rows)
+	}
+}
