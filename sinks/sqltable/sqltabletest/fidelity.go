@@ -47,10 +47,7 @@ func targets(t *testing.T, tg Target, cfg dsl.TableSink, f func(t *testing.T, e 
 // on a pre-created target with NOT NULL columns and on an auto-created
 // one: primary-key moves and updates that leave columns out, soft
 // deletes that carry only the key, truncates and schema changes.
-var fidelityCases = []struct {
-	name string
-	run  func(t *testing.T, tg Target)
-}{
+var fidelityCases = []testCase{
 	{"primary-key move keeps the columns the event lacks", func(t *testing.T, tg Target) {
 		targets(t, tg, dsl.TableSink{}, func(t *testing.T, e *env) {
 			var g gen
