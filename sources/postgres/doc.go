@@ -54,6 +54,10 @@
 // (pgoutput would present their unlogged old values as NULL), with the
 // ALTER TABLE for each partition as the fix.
 //
+// pgoutput reads the publication as it was at each change: when Open
+// turns publish_via_partition_root on in an existing publication, the
+// changes already waiting in the slot still name their partitions.
+//
 // Not replicated, by PostgreSQL's design: TRUNCATE of a single partition
 // (pgoutput drops it under publish_via_partition_root; TRUNCATE the
 // partitioned table, or DELETE), and DETACH or ATTACH PARTITION, which

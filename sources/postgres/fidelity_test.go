@@ -1,11 +1,15 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 )
 
@@ -56,6 +60,45 @@ func TestUsingIndexOtherThanPrimaryKeyWarns(t *testing.T) {
 		!strings.Contains(f[0].Message, "email") || !strings.Contains(f[0].Fix, "REPLICA IDENTITY FULL") || !strings.Contains(f[0].Fix, "REPLICA IDENTITY DEFAULT") {
 		t.Fatalf("finding %+v", f[0])
 	}
+}
+
+// TestUsingIndexWarningIsLoggedAtStart: Open logs the same warning
+// (run does not print validate's findings).
+func TestUsingIndexWarningIsLoggedAtStart(t *testing.T) {
+	d := newDB(t)
+	d.exec(`CREATE TABLE u (id int PRIMARY KEY, email text NOT NULL, n int); CREATE UNIQUE INDEX u_email ON u (email)`)
+	d.exec(`ALTER TABLE u REPLICA IDENTITY USING INDEX u_email`)
+	var log syncBuffer
+	cfg := dsl.PostgresSource{DSN: d.dsn, Tables: []string{"public.u"}, Slot: "s", Snapshot: "never"}
+	s, err := New(engine.Build{Logger: slog.New(slog.NewTextHandler(&log, nil)), Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "test"}}},
+		&dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(context.Background(), nil, newState()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if out := log.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "USING INDEX on (email)") || !strings.Contains(out, "REPLICA IDENTITY FULL") {
+		t.Fatalf("log:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // TestAddedColumnDefaults: columns added mid-stream with a DEFAULT carry
