@@ -10,6 +10,7 @@ import (
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/dsl/eventexpr"
 	"github.com/sluice-cdc/sluice/engine/change"
+	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 	pgsource "github.com/sluice-cdc/sluice/sources/postgres"
 )
 
@@ -19,9 +20,12 @@ import (
 // CheckLive), and then every column the transforms that read the source
 // name — in select, exclude, mask, rename and in expressions — with a
 // hint where an expression compares a column with a literal of the wrong
-// kind. Each problem points at the attribute that causes it.
+// kind. Then it checks the existing tables of each MySQL sink those
+// sources feed (mysqlProblems). Each problem points at the attribute that
+// causes it.
 func liveProblems(ctx context.Context, cfg *dsl.Config) dsl.Diagnostics {
 	var diags dsl.Diagnostics
+	described := map[string][]*change.Relation{} // by source name
 	for _, s := range cfg.Sources {
 		if s.Postgres == nil {
 			continue
@@ -41,13 +45,106 @@ func liveProblems(ctx context.Context, cfg *dsl.Config) dsl.Diagnostics {
 			}
 			continue
 		}
+		described[s.Name] = rels
 		for _, t := range cfg.Transforms {
 			if readsSource(t, s.Name) {
 				diags = append(diags, checkTransformColumns(t, scoped(t, rels))...)
 			}
 		}
 	}
+	for _, s := range cfg.Sinks {
+		if s.MySQL != nil {
+			diags = append(diags, mysqlProblems(ctx, cfg, s, described)...)
+		}
+	}
 	return diags
+}
+
+// mysqlProblems checks the existing target tables of MySQL sink s for
+// what would make them differ from the source: key columns whose
+// collation is not byte for byte (rows collapse), DECIMAL columns
+// narrower than the source's numeric (rows refused). The tables are those
+// of the PostgreSQL sources s reads, directly or through transforms, as
+// described; transforms that rename tables or columns are not followed.
+// Problems are warnings: the pipeline runs, and these say what it will do.
+func mysqlProblems(ctx context.Context, cfg *dsl.Config, s *dsl.Sink, described map[string][]*change.Relation) dsl.Diagnostics {
+	var tables []mysqlsink.TargetTable
+	for _, src := range feedingSources(cfg, s.From, map[string]bool{}) {
+		for _, r := range described[src] {
+			t := mysqlsink.TargetTable{Name: r.Table, Key: s.MySQL.Key, Columns: map[string]string{}}
+			if s.MySQL.Table != "" {
+				t.Name = s.MySQL.Table
+			}
+			if len(t.Key) == 0 {
+				t.Key = r.KeyNames()
+			}
+			for _, c := range r.Columns {
+				t.Columns[c.Name] = c.Type
+			}
+			tables = append(tables, t)
+		}
+	}
+	if len(tables) == 0 {
+		return nil
+	}
+	// Warnings point at the sink's dsn (connection) or at what picks the
+	// key and table, else at the block (ranges, not hcl, in this package).
+	dsnAt, keyAt := s.DeclRange, s.DeclRange
+	if r, ok := s.MySQL.Ranges["dsn"]; ok {
+		dsnAt, keyAt = r, r
+	}
+	for _, a := range []string{"table", "key"} {
+		if r, ok := s.MySQL.Ranges[a]; ok {
+			keyAt = r
+		}
+	}
+	findings, err := mysqlsink.CheckTargets(ctx, s.MySQL.DSN, tables)
+	var diags dsl.Diagnostics
+	if err != nil {
+		diags = append(diags, dsl.Problem(true, dsnAt, fmt.Sprintf("sink %q: could not check the target tables: %v", s.Name, redactDSN(err, s.MySQL.DSN)), ""))
+	}
+	seen := map[string]bool{}
+	for _, f := range findings {
+		if seen[f.Message] { // several source tables into one target
+			continue
+		}
+		seen[f.Message] = true
+		diags = append(diags, dsl.Problem(true, keyAt, fmt.Sprintf("sink %q: %s", s.Name, f.Message), f.Fix))
+	}
+	return diags
+}
+
+// feedingSources returns the sources that refs read, directly or through
+// transforms.
+func feedingSources(cfg *dsl.Config, refs []dsl.Ref, seen map[string]bool) []string {
+	var out []string
+	for _, r := range refs {
+		key := string(r.Kind) + "." + r.Name
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		switch r.Kind {
+		case dsl.SourceRef:
+			out = append(out, r.Name)
+		case dsl.TransformRef:
+			for _, t := range cfg.Transforms {
+				if t.Name == r.Name {
+					out = append(out, feedingSources(cfg, t.From, seen)...)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// redactDSN removes the DSN's password from an error's text.
+func redactDSN(err error, dsn string) string {
+	msg := err.Error()
+	if cfg, perr := mysqlsink.ParseDSN(dsn); perr == nil && cfg.Passwd != "" {
+		msg = strings.ReplaceAll(msg, cfg.Passwd, "***")
+	}
+	return msg
 }
 
 func readsSource(t *dsl.Transform, source string) bool {
