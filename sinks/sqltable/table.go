@@ -127,6 +127,7 @@ func (s *Sink) loadTable(ctx context.Context, e *change.Event) (*table, error) {
 			}
 		}
 	}
+	s.warnInexactKeys(ctx, t)
 	if s.opts.mode == ModeUpsert {
 		if err := s.checkUnique(ctx, t); err != nil {
 			return nil, err

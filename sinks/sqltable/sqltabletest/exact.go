@@ -16,10 +16,7 @@ import (
 // differ only by case, trailing space or accent stay distinct rows,
 // numerics are stored exactly or refused, arrays keep their elements'
 // types.
-var exactCases = []struct {
-	name string
-	run  func(t *testing.T, tg Target)
-}{
+var exactCases = []testCase{
 	{"text keys differing by case, trailing space or accent stay distinct rows", func(t *testing.T, tg Target) {
 		run := func(t *testing.T, e *env) {
 			var g gen

@@ -656,11 +656,7 @@ var cases = []testCase{
 
 // Run runs the conformance suite against tg.
 func Run(t *testing.T, tg Target) {
-	all := slices.Concat(cases, fidelityCases)
-	for _, c := range exactCases {
-		all = append(all, testCase(c))
-	}
-	for _, c := range all {
+	for _, c := range slices.Concat(cases, fidelityCases, exactCases) {
 		t.Run(c.name, func(t *testing.T) { c.run(t, tg) })
 	}
 }
