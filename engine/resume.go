@@ -50,6 +50,18 @@ type CommittedReader interface {
 	Committed(ctx context.Context) (change.Checkpoint, error)
 }
 
+// Forgetter is implemented by sinks that keep their checkpoint in their
+// target (a SQL sink's sluice_checkpoints row, an exactly-once Kafka
+// sink's checkpoint records). `sluice drop` calls Forget so that the next
+// run starts over with a new snapshot: left in place, the checkpoint would
+// make that run resume from a position the dropped replication slot can
+// no longer serve, and refuse. Forget is called on a sink that was built
+// but never opened: it connects by itself and disconnects before it
+// returns. It reports whether there was a checkpoint to remove.
+type Forgetter interface {
+	Forget(ctx context.Context) (bool, error)
+}
+
 // ErrNoCommitted is wrapped by CommittedReader.Committed when the sink
 // keeps no checkpoint in its target; the engine then uses the checkpoint
 // the sink opened with, which is never ahead of what it committed.

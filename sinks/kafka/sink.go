@@ -65,6 +65,7 @@ type Sink struct {
 var (
 	_ engine.Sink            = (*Sink)(nil)
 	_ engine.CommittedReader = (*Sink)(nil)
+	_ engine.Forgetter       = (*Sink)(nil)
 )
 
 // New builds the sink of a `sink "kafka"` block. It checks the block; it
@@ -177,6 +178,47 @@ func (s *Sink) Open(ctx context.Context, saved []byte) (change.Checkpoint, error
 	}
 	s.committed = cp.Clone()
 	return cp, nil
+}
+
+// Forget makes an exactly_once sink's checkpoint records in
+// CheckpointTopic empty (engine.Forgetter): one record per stream with
+// the value [], in one transaction, after fencing any producer with the
+// sink's transactional id. Other sinks keep their checkpoint in the state
+// file, which drop removes: there is nothing here to forget.
+func (s *Sink) Forget(ctx context.Context) (bool, error) {
+	if s.txnID == "" {
+		return false, nil
+	}
+	cp, err := s.Open(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	if len(cp) == 0 {
+		return false, nil
+	}
+	if err := s.cl.BeginTransaction(); err != nil {
+		return false, s.classify("begin a transaction", err)
+	}
+	s.inTxn = true
+	empty, err := change.Checkpoint{}.MarshalJSON()
+	if err != nil {
+		return false, err
+	}
+	for st := range cp {
+		s.cl.Produce(ctx, &kgo.Record{Topic: CheckpointTopic, Key: []byte(s.ckptKey + st.String()), Value: empty}, s.promise)
+	}
+	if err := s.cl.Flush(ctx); err != nil {
+		return false, s.fail(fmt.Errorf("%s: flush: %w", s.label, err))
+	}
+	if err := s.firstProduceErr(); err != nil {
+		return false, s.fail(err)
+	}
+	s.inTxn = false
+	if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return false, s.fail(s.classify("commit the transaction", err))
+	}
+	return true, nil
 }
 
 // Committed reads the checkpoint the sink has committed to Kafka so far,

@@ -65,6 +65,7 @@ type Sink struct {
 var (
 	_ engine.Sink            = (*Sink)(nil)
 	_ engine.CommittedReader = (*Sink)(nil)
+	_ engine.Forgetter       = (*Sink)(nil)
 )
 
 // New checks the sink's configuration and returns a Sink that connects
@@ -122,6 +123,9 @@ func (s *Sink) Open(ctx context.Context, _ []byte) (change.Checkpoint, error) {
 	if err := db.PingContext(ctx); err != nil {
 		return nil, s.wrap(err, "connect")
 	}
+	if err := s.learnServer(ctx); err != nil {
+		return nil, err
+	}
 	d := s.d
 	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s %s NOT NULL, %s %s NOT NULL, %s %s NOT NULL, %s %s NOT NULL, PRIMARY KEY (%s, %s))%s",
 		Name{Table: CheckpointTable}.quoted(d),
@@ -137,6 +141,43 @@ func (s *Sink) Open(ctx context.Context, _ []byte) (change.Checkpoint, error) {
 	}
 	s.committed = cp.Clone()
 	return cp, nil
+}
+
+// Forget deletes this pipeline's and sink's row of the target's
+// checkpoint table (engine.Forgetter), if the table and the row exist.
+func (s *Sink) Forget(ctx context.Context) (bool, error) {
+	db, err := s.tgt.Connect()
+	if err != nil {
+		return false, s.wrap(err, "connect")
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, s.wrap(err, "connect")
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, s.d.ColumnsQuery(), nil, CheckpointTable)
+	if err != nil {
+		return false, s.wrap(err, "read "+CheckpointTable)
+	}
+	exists := rows.Next()
+	rows.Close()
+	if !exists {
+		return false, nil
+	}
+	res, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = %s AND %s = %s", Name{Table: CheckpointTable}.quoted(s.d),
+		s.d.Quote("pipeline"), s.d.Placeholder(1), s.d.Quote("sink"), s.d.Placeholder(2)), s.pipeline, s.name)
+	if err != nil {
+		return false, s.wrap(err, "delete from "+CheckpointTable)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, s.wrap(err, "delete from "+CheckpointTable)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, s.wrap(err, "commit")
+	}
+	return n > 0, nil
 }
 
 // Committed re-reads the checkpoint the target holds for this pipeline
@@ -553,7 +594,7 @@ func (s *Sink) classified(err error) error {
 // removes the password from the message.
 func (s *Sink) wrap(err error, op string) error {
 	err = s.redact(err)
-	w := fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, op, err)
+	w := fmt.Errorf("%s sink %q: %s: %w%s", s.d.Name(), s.name, op, err, s.hint(err))
 	if s.d.Classify(err) == Fatal {
 		return engine.Permanent(w)
 	}
