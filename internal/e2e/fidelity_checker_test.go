@@ -35,12 +35,12 @@ const (
 	vUUID                       // uuid: lower-case hex, hyphenated
 	vBytes                      // bytea / BLOB: lower-case hex (encode(…, 'hex'), HEX(…), or \x…)
 	vJSON                       // json / jsonb: keys sorted, numbers exact, no insignificant space
-	vIntArray                   // integer[]: a JSON array of numbers, from {…} or […]
+	vIntArray                   // integer[], numeric[]: a JSON array of numbers, from {…} or […]
 	vTextArray                  // text[]: a JSON array of strings, from {…} or […]
 )
 
 func (k valueKind) String() string {
-	return [...]string{"int", "decimal", "text", "bool", "time", "uuid", "bytes", "json", "int[]", "text[]"}[k]
+	return [...]string{"int", "decimal", "text", "bool", "time", "uuid", "bytes", "json", "number[]", "text[]"}[k]
 }
 
 // normalise maps one database's text rendering of a value of kind k to the
