@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/sinks/sqltable"
 )
 
 // fitDecimal returns nil if the number n (PostgreSQL's numeric text, or
@@ -23,7 +24,7 @@ func fitDecimal(n, colType string) error {
 	if !ok {
 		return nil // not a type this can read: the server decides
 	}
-	intDigits, fracDigits, ok := decimalDigits(n)
+	intDigits, fracDigits, ok := sqltable.DecimalDigits(n)
 	if !ok {
 		switch strings.ToLower(strings.TrimLeft(n, "+-")) {
 		case "nan", "infinity", "inf":
@@ -67,41 +68,6 @@ func decimalArgs(colType string) (p, s int, ok bool) {
 		}
 	}
 	return p, s, err1 == nil
-}
-
-// decimalDigits counts the significant integer digits (no leading zeros)
-// and fractional digits (no trailing zeros) of a decimal number such as
-// "-012.3400" or "1.5e-3"; ok is false for anything else.
-func decimalDigits(n string) (intDigits, fracDigits int, ok bool) {
-	n = strings.TrimLeft(n, "+-")
-	mant, exp := n, 0
-	if i := strings.IndexAny(n, "eE"); i >= 0 {
-		e, err := strconv.Atoi(n[i+1:])
-		if err != nil || e > 1<<20 || e < -(1<<20) {
-			return 0, 0, false
-		}
-		mant, exp = n[:i], e
-	}
-	ip, fp, _ := strings.Cut(mant, ".")
-	if ip == "" && fp == "" {
-		return 0, 0, false
-	}
-	for _, part := range []string{ip, fp} {
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return 0, 0, false
-			}
-		}
-	}
-	digits := strings.TrimLeft(ip+fp, "0")
-	if strings.TrimRight(digits, "0") == "" {
-		return 0, 0, true // zero
-	}
-	// digits is the significand without leading zeros; the point sits
-	// point digits from its left end.
-	point := len(ip) - (len(ip+fp) - len(digits)) + exp
-	sig := strings.TrimRight(digits, "0")
-	return max(point, 0), max(len(sig)-point, 0), true
 }
 
 // short cuts a long value for an error message.

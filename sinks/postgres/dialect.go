@@ -170,6 +170,9 @@ func (dialect) Value(v any, colType string) (any, error) {
 		}
 		return v.UTC().Format("2006-01-02 15:04:05.999999Z07:00"), nil
 	case change.Numeric:
+		if err := fitNumeric(string(v), colType); err != nil {
+			return nil, err
+		}
 		return string(v), nil
 	case change.JSON:
 		return string(v), nil
@@ -213,6 +216,9 @@ func writeArray(b *strings.Builder, arr []any) error {
 				return err
 			}
 			continue
+		case []byte:
+			quoteElement(b, `\x`+hex.EncodeToString(el)) // bytea's text form
+			continue
 		}
 		text, err := dialect{}.Value(el, "")
 		if err != nil {
@@ -234,10 +240,13 @@ func writeArray(b *strings.Builder, arr []any) error {
 // mean the unrestricted type, so that they can be written in casts. The
 // SQL spellings would not do: a cast to "character" means char(1) and
 // truncates silently, where assigning a too-long value to the column is
-// the error a reject needs.
+// the error a reject needs. The exception is numeric(p,s), read as such:
+// PostgreSQL rounds a value with more than s fractional digits into it
+// without a word, so Value refuses those (fitNumeric) before any cast.
 func (dialect) ColumnsQuery() string {
 	return `SELECT a.attname::text,
-  CASE WHEN tn.nspname = 'pg_catalog' THEN t.typname::text ELSE quote_ident(tn.nspname) || '.' || quote_ident(t.typname) END
+  CASE WHEN t.oid = 'numeric'::regtype AND a.atttypmod >= 4 THEN format_type(a.atttypid, a.atttypmod)
+    WHEN tn.nspname = 'pg_catalog' THEN t.typname::text ELSE quote_ident(tn.nspname) || '.' || quote_ident(t.typname) END
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace
 WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid = (
   SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -335,4 +344,23 @@ func formatFloat(f float64) string {
 		return "-Infinity"
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// fitNumeric refuses a number with more fractional digits than a
+// numeric(p,s) column keeps, which PostgreSQL would round; too many
+// integer digits are the server's own error (numeric field overflow).
+func fitNumeric(n, colType string) error {
+	rest, ok := strings.CutPrefix(colType, "numeric(")
+	if !ok {
+		return nil
+	}
+	_, scale, _ := strings.Cut(strings.TrimSuffix(rest, ")"), ",")
+	s, err := strconv.Atoi(scale)
+	if err != nil {
+		s = 0 // numeric(p)
+	}
+	if _, frac, ok := sqltable.DecimalDigits(n); ok && frac > s {
+		return fmt.Errorf("value %s has %d fractional digits, column is %s; PostgreSQL would round it: ALTER the column to a numeric with scale %d or more, or to numeric", n, frac, colType, frac)
+	}
+	return nil
 }

@@ -30,11 +30,14 @@ func (d dialect) AlterColumn(table, col, typ string, nullable bool, cur sqltable
 	return "ALTER TABLE " + table + " " + strings.Join(parts, ", ")
 }
 
-// SourceTypeOf reads ColumnsQuery's internal names, which carry no
-// modifiers: only those that hold a type whole.
+// SourceTypeOf reads ColumnsQuery's names: the internal ones carry no
+// modifiers, so only those that hold a type whole, and numeric(p,s).
 func (dialect) SourceTypeOf(colType string) (sqltable.SourceType, bool) {
 	switch colType {
 	case "int2", "int4", "int8", "float4", "float8", "text":
+		return sqltable.ParseSourceType(colType), true
+	}
+	if strings.HasPrefix(colType, "numeric(") {
 		return sqltable.ParseSourceType(colType), true
 	}
 	return sqltable.SourceType{}, false
