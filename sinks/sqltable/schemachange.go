@@ -66,6 +66,9 @@ func (s *Sink) evolve(ctx context.Context, t *table, prev, cur *change.Relation,
 		} else if from, ok = s.d.SourceTypeOf(t.cols[name]); !ok || !sameFamily(from, to) {
 			continue // first sight: only widen within a family (see tableFor)
 		}
+		if have, ok := s.d.SourceTypeOf(t.cols[name]); seen && ok && widens(to, have) {
+			continue // the target column holds it already (altered before a replay)
+		}
 		switch {
 		case widens(to, from):
 			if seen {
