@@ -5,9 +5,17 @@
 //     ends equal to the source row by row (an ordered checksum over every
 //     column), and an append-mode sink holds every source change exactly
 //     once; afterwards `sluice status --json` shows the checkpoints the
-//     targets hold (TestChaos); SIGKILLs during the initial snapshot of a
-//     200,000-row table and during streaming leave a file sink with every
-//     row exactly once (TestSnapshotAndStreamSurviveSIGKILL);
+//     targets hold (TestChaos); beside it, each in a pipeline of its own
+//     killed at the same moments, the fidelity cases (TOASTed text and
+//     jsonb, bytea, uuid, arrays, wide numerics, timestamptz, a
+//     partitioned table, key updates leaving TOAST values unchanged, a
+//     pre-created target with NOT NULL columns, TRUNCATE, ADD COLUMN with
+//     a default, integer → bigint) end with the target equal to the
+//     source column by column, as a checker sharing no code with sluice
+//     compares them (fidelity_checker_test.go); SIGKILLs during the
+//     initial snapshot of a 200,000-row table and during streaming leave a
+//     file sink with every row exactly once
+//     (TestSnapshotAndStreamSurviveSIGKILL);
 //   - a graceful stop confirms to the replication slot what the sinks
 //     committed, so PostgreSQL may recycle that WAL (TestStopConfirmsSlot);
 //   - no half-applied source transaction is ever visible in the target: a
