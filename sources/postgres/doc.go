@@ -99,15 +99,19 @@
 // Tables added to `tables` after a snapshot are copied when the pipeline
 // starts again, before the stream resumes, by a snapshot of those tables
 // only (SnapshotProgress.Earlier lists the ones copied before). Its rows
-// sort after the committed position and before every change streamed
-// after it: they take Offset committed+1 when that is a streamed change
-// (the next commit record starts further on), or, when it is the last
-// row of the previous snapshot, that snapshot's Offset and Indexes from
-// its reserved bound on (First). The read is a new transaction, later
-// than the committed position: changes to the new tables in between are
-// in the rows read and are streamed again after them, which keyed sinks
-// apply idempotently. It resumes like any interrupted snapshot; when a
-// sink has committed nothing, every table is read again.
+// are in a partition of the source's stream of their own (Position
+// Partition AddedPartition): the stream resumes from the slowest sink's
+// position, and a copy numbered after that position would be skipped by
+// every sink that had committed further; in its own partition, where no
+// sink has committed anything of it, every sink takes every row, each
+// exactly once, and a restart resumes the copy from the slowest sink's
+// row in the partition (a sink that committed further skips what it has).
+// A later copy takes Offset committed+1 and Indexes from the last
+// snapshot's reserved bound, so it sorts after an earlier one. The read
+// is a new transaction, later than the committed position: changes to the
+// new tables in between are in the rows read and are streamed again after
+// them, which keyed sinks apply idempotently. When a sink has committed
+// nothing of the stream, every table is read again.
 //
 // An interrupted snapshot resumes after the exact row the sinks committed
 // (the `from` position): Open maps its Index back to its table and key

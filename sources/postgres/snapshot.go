@@ -49,6 +49,20 @@ type SnapshotProgress struct {
 	// First is the Index of this snapshot's first row: 0, or past the
 	// reserved bound of the snapshot before it when they share Offset.
 	First uint32 `json:"first,omitempty"`
+	// Partition is the Position.Partition of the rows: "" (the stream's
+	// own) for the initial snapshot, AddedPartition for a copy of tables
+	// added later, whose rows every sink takes whatever its progress in
+	// the stream (see doc.go).
+	Partition string `json:"partition,omitempty"`
+}
+
+// AddedPartition is the Position.Partition of the rows of tables added to
+// `tables` after the initial snapshot.
+const AddedPartition = "added"
+
+// stream is the stream the snapshot's rows belong to.
+func (p SnapshotProgress) stream(source string) change.Stream {
+	return change.Stream{Source: source, Partition: p.Partition}
 }
 
 // known returns the tables copied by this snapshot and the earlier ones.
@@ -228,7 +242,7 @@ func (s *snapshotReader) next() ([]change.Event, error) {
 			keys = append(keys, t.keyText(vals))
 			events = append(events, change.Event{Op: change.Snapshot, Schema: t.Schema, Table: t.Name, After: row,
 				Key: rs.keyOf(row), Changed: rs.names, Relation: rs.rel, Boundary: true,
-				Position: change.Position{Source: s.source, Offset: s.prog.Offset, Index: s.index + uint32(len(events))}})
+				Position: change.Position{Source: s.source, Partition: s.prog.Partition, Offset: s.prog.Offset, Index: s.index + uint32(len(events))}})
 		}
 		if len(events) > 0 {
 			if err := s.save(keys); err != nil {

@@ -248,8 +248,9 @@ func TestCommittedSnapshotIsNotReadAgain(t *testing.T) {
 // TestTableAddedLaterIsSnapshotted: a table added to `tables` after the
 // snapshot is copied on the next start, before the stream resumes, and
 // only that table; a restart in the middle of that copy resumes it. The
-// copy's rows sort after the committed position whether that is a
-// streamed change (b) or the last row of the previous copy (c).
+// copy's rows are in their own partition (AddedPartition), which no sink
+// has committed anything of whatever its position in the stream; a later
+// copy (c) sorts after an earlier one (b) there.
 func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	d := newDB(t)
 	d.exec(`CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); CREATE TABLE c (id int PRIMARY KEY)`)
@@ -264,15 +265,20 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	streamed := ev[len(ev)-1]
 	ackAll(t, p, streamed)
 	p.Close()
+	added := change.Stream{Source: streamed.Position.Source, Partition: AddedPartition}
+	// What the sinks hold: the stream's position, and the copy's.
+	committed := func(copied change.Event) change.Checkpoint {
+		return change.Checkpoint{streamed.Position.Stream(): streamed.Position, added: copied.Position}
+	}
 
-	// b added: its 20,000 rows come first, after the committed change.
+	// b added: its 20,000 rows come first, in the copy's partition.
 	// Commit row 9,000 of b and restart.
 	cfg.Tables = []string{"public.a", "public.b"}
 	p = d.open(cfg, change.Checkpoint{streamed.Position.Stream(): streamed.Position}, st)
 	first := readUntil(t, p, countRows(9000))
 	for i, e := range first[:9000] {
-		if e.Op != change.Snapshot || e.Table != "b" || e.Key["id"] != int64(i+1) || e.Position.Compare(streamed.Position) <= 0 {
-			t.Fatalf("event %d after adding b: %s %s %v at %v (committed %v)", i, e.Op, e.Table, e.Key, e.Position, streamed.Position)
+		if e.Op != change.Snapshot || e.Table != "b" || e.Key["id"] != int64(i+1) || e.Position.Stream() != added {
+			t.Fatalf("event %d after adding b: %s %s %v at %v, want b's rows in partition %q", i, e.Op, e.Table, e.Key, e.Position, AddedPartition)
 		}
 	}
 	mid := first[8999]
@@ -280,25 +286,25 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	p.Close()
 
 	// The copy of b resumes after row 9,000; then the stream.
-	p = d.open(cfg, change.Checkpoint{mid.Position.Stream(): mid.Position}, st)
+	p = d.open(cfg, committed(mid), st)
 	d.exec(`INSERT INTO a VALUES (102)`)
 	resumed := rows(readUntil(t, p, untilMarks(1)))
-	if len(resumed) != 11001 || resumed[0].Key["id"] != int64(9001) || resumed[0].Position.Compare(mid.Position) <= 0 {
+	if len(resumed) != 11001 || resumed[0].Key["id"] != int64(9001) || resumed[0].Position.Stream() != added || resumed[0].Position.Compare(mid.Position) <= 0 {
 		t.Fatalf("resumed copy of b: %d rows from %v at %v, want 11,000 from id 9001 and the streamed insert", len(resumed), resumed[0].Key, resumed[0].Position)
 	}
-	if e := resumed[len(resumed)-1]; e.Op != change.Insert || e.Table != "a" || e.Key["id"] != int64(102) {
-		t.Fatalf("after the copy of b: %s %s %v, want the insert into a", e.Op, e.Table, e.Key)
+	if e := resumed[len(resumed)-1]; e.Op != change.Insert || e.Table != "a" || e.Key["id"] != int64(102) || e.Position.Stream() != streamed.Position.Stream() {
+		t.Fatalf("after the copy of b: %s %s %v at %v, want the insert into a in the stream", e.Op, e.Table, e.Key, e.Position)
 	}
 	lastB := resumed[len(resumed)-2]
 	ackAll(t, p, lastB) // b's last row, not the insert after it
 	p.Close()
 
-	// c added: copied after b's last row (same Offset, later Indexes); a
-	// and b are not read again; the insert into a comes after.
+	// c added: copied after b's rows in the partition; a and b are not
+	// read again; the insert into a comes after.
 	cfg.Tables = []string{"public.a", "public.b", "public.c"}
-	p = d.open(cfg, change.Checkpoint{lastB.Position.Stream(): lastB.Position}, st)
+	p = d.open(cfg, committed(lastB), st)
 	got := rows(readUntil(t, p, untilMarks(1)))
-	if len(got) != 31 || got[0].Table != "c" || got[0].Op != change.Snapshot || got[0].Position.Compare(lastB.Position) <= 0 ||
+	if len(got) != 31 || got[0].Table != "c" || got[0].Op != change.Snapshot || got[0].Position.Stream() != added || got[0].Position.Compare(lastB.Position) <= 0 ||
 		got[30].Table != "a" || got[30].Op != change.Insert || got[30].Key["id"] != int64(102) {
 		t.Fatalf("after adding c: %d rows, first %s %s at %v (committed %v), last %s %s; want c's 30 rows then the insert into a",
 			len(got), got[0].Op, got[0].Table, got[0].Position, lastB.Position, got[len(got)-1].Op, got[len(got)-1].Table)
@@ -308,12 +314,19 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	}
 
 	// Stopped before any row of c was committed: the copy of c starts
-	// over (b's last row, which shares the Offset, is not c's).
+	// over (b's last row, in the same partition, is not c's).
 	p.Close()
-	p = d.open(cfg, change.Checkpoint{lastB.Position.Stream(): lastB.Position}, st)
+	p = d.open(cfg, committed(lastB), st)
 	again := rows(readUntil(t, p, untilMarks(1)))
 	if len(again) != 31 || again[0].Table != "c" || again[0].Key["id"] != int64(1) || again[0].Position.Compare(got[29].Position) <= 0 {
 		t.Fatalf("copy of c after a stop: %d rows, first %s %v at %v", len(again), again[0].Table, again[0].Key, again[0].Position)
+	}
+	// Every sink has c now: the next start streams.
+	p.Close()
+	p = d.open(cfg, committed(again[29]), st)
+	d.exec(`INSERT INTO a VALUES (103)`)
+	if next := rows(readUntil(t, p, untilMarks(1))); len(next) != 2 || next[0].Key["id"] != int64(102) || next[1].Key["id"] != int64(103) {
+		t.Fatalf("after c was committed: %d rows, want the inserts 102 and 103 only", len(next))
 	}
 }
 

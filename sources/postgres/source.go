@@ -182,6 +182,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return err
 	}
 	pos, hasPos := from[change.Stream{Source: p.name}]
+	// Where the sinks are in the snapshot's rows: the stream's position,
+	// or for a copy of tables added later, its own (see doc.go).
+	spos, hasSpos := from[prog.stream(p.name)]
 	dec := newDecoder(p.name, types, nil)
 	dec.excluded = excludedColumns(p.cfg.Exclude)
 	p.stream = &streamer{dsn: p.cfg.DSN, slot: p.cfg.Slot, publication: p.cfg.Publication, source: p.name,
@@ -218,7 +221,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		exported, snapOffset = res.SnapshotName, uint64(cp)-1
 		p.stream.confirm = cp
 	case !wantSnapshot:
-	case hasProg && prog.complete(pos, hasPos):
+	case hasProg && prog.complete(spos, hasSpos):
 		wantSnapshot = false // stopped after the sinks committed the whole snapshot
 	case hasProg && (!hasPos || pos.Offset <= prog.Offset):
 		snapOffset = prog.Offset // resume the snapshot
@@ -253,8 +256,8 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		snapTables = without(tables, earlier)
 	case !wantSnapshot && p.cfg.Snapshot == "initial" && hasProg && hasPos:
 		// Tables added to `tables` since the last snapshot: copy them now,
-		// numbered just after the committed position, so every sink takes
-		// them before the changes the stream resumes with (see doc.go).
+		// before the stream resumes, in rows of their own partition, so
+		// that every sink takes them whatever it committed (see doc.go).
 		if newTables := without(tables, prog.known()); len(newTables) > 0 {
 			wantSnapshot, added = true, true
 			earlier = names(without(tables, names(newTables)))
@@ -289,7 +292,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 	default:
 		prog.Earlier = earlier // none when a sink has nothing: it gets every table
-		if err := p.resume(snap, &prog, pos, hasPos, snapTables); err != nil {
+		if err := p.resume(snap, &prog, spos, hasSpos, snapTables); err != nil {
 			return err
 		}
 	}
@@ -307,17 +310,18 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 }
 
 // addedSnapshot returns the progress record of a snapshot of tables
-// added since the last one (last), whose sinks committed pos: its rows
-// sort after pos and before every change the stream resumes with. When
-// pos is the last snapshot's final row, they share its Offset and take
-// Indexes from its reserved bound on; else pos is a streamed change and
-// they take Offset pos.Offset+1, below the next commit's LSN (a commit
-// record spans more than one byte).
+// added since the last one (last), when the sinks committed pos of the
+// stream. Its rows are in AddedPartition, where no sink has committed
+// anything of them, however far it is in the stream: numbered after the
+// committed row would have them skipped by a sink that committed further
+// than the slowest one. Their Offset is pos.Offset+1, so a later copy
+// sorts after an earlier one in the partition, and Indexes go on from the
+// last snapshot's reserved bound (First): a copy with the same Offset
+// (nothing was streamed in between) still sorts after the earlier one,
+// and no two snapshots share an Index, which the chunk records that
+// resume a copy are keyed by.
 func (p *Postgres) addedSnapshot(last SnapshotProgress, pos change.Position, earlier []string, tables []*table) SnapshotProgress {
-	prog := SnapshotProgress{Offset: pos.Offset + 1, Earlier: earlier}
-	if pos.Offset == last.Offset {
-		prog.Offset, prog.First = last.Offset, last.Reserved
-	}
+	prog := SnapshotProgress{Offset: pos.Offset + 1, Earlier: earlier, Partition: AddedPartition, First: last.Reserved}
 	for _, t := range tables {
 		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
 	}
