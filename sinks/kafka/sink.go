@@ -197,26 +197,12 @@ func (s *Sink) Forget(ctx context.Context) (bool, error) {
 	if len(cp) == 0 {
 		return false, nil
 	}
-	if err := s.cl.BeginTransaction(); err != nil {
-		return false, s.classify("begin a transaction", err)
-	}
-	s.inTxn = true
-	empty, err := change.Checkpoint{}.MarshalJSON()
-	if err != nil {
-		return false, err
-	}
+	var streams []change.Stream
 	for st := range cp {
-		s.cl.Produce(ctx, &kgo.Record{Topic: CheckpointTopic, Key: []byte(s.ckptKey + st.String()), Value: empty}, s.promise)
+		streams = append(streams, st)
 	}
-	if err := s.cl.Flush(ctx); err != nil {
-		return false, s.fail(fmt.Errorf("%s: flush: %w", s.label, err))
-	}
-	if err := s.firstProduceErr(); err != nil {
-		return false, s.fail(err)
-	}
-	s.inTxn = false
-	if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return false, s.fail(s.classify("commit the transaction", err))
+	if err := s.commitCheckpoint(ctx, change.Checkpoint{}, streams); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -321,33 +307,48 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 	if !s.inTxn && len(moved) == 0 {
 		return nil, nil // nothing written and the checkpoint is already committed
 	}
-	if !s.inTxn {
-		if err := s.cl.BeginTransaction(); err != nil {
-			return nil, s.classify("begin a transaction", err)
-		}
-		s.inTxn = true
-	}
-	for _, st := range moved {
-		value, err := change.Checkpoint{st: cp[st]}.MarshalJSON()
-		if err != nil {
-			return nil, s.fail(err)
-		}
-		s.cl.Produce(ctx, &kgo.Record{Topic: CheckpointTopic, Key: []byte(s.ckptKey + st.String()), Value: value}, s.promise)
-	}
-	if err := s.cl.Flush(ctx); err != nil {
-		return nil, s.fail(fmt.Errorf("%s: flush: %w", s.label, err))
-	}
-	if err := s.firstProduceErr(); err != nil {
-		return nil, s.fail(err)
-	}
-	s.inTxn = false
-	if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return nil, s.fail(s.classify("commit the transaction", err))
+	if err := s.commitCheckpoint(ctx, cp, moved); err != nil {
+		return nil, err
 	}
 	for _, st := range moved {
 		s.committed[st] = cp[st]
 	}
 	return nil, nil
+}
+
+// commitCheckpoint writes one checkpoint record for each of streams (its
+// position in cp; where cp lacks it, the empty checkpoint, which forgets
+// the stream) in the open transaction, begun here if none is, and commits
+// the transaction with every record produced in it.
+func (s *Sink) commitCheckpoint(ctx context.Context, cp change.Checkpoint, streams []change.Stream) error {
+	if !s.inTxn {
+		if err := s.cl.BeginTransaction(); err != nil {
+			return s.classify("begin a transaction", err)
+		}
+		s.inTxn = true
+	}
+	for _, st := range streams {
+		one := change.Checkpoint{}
+		if p, ok := cp[st]; ok {
+			one[st] = p
+		}
+		value, err := one.MarshalJSON()
+		if err != nil {
+			return s.fail(err)
+		}
+		s.cl.Produce(ctx, &kgo.Record{Topic: CheckpointTopic, Key: []byte(s.ckptKey + st.String()), Value: value}, s.promise)
+	}
+	if err := s.cl.Flush(ctx); err != nil {
+		return s.fail(fmt.Errorf("%s: flush: %w", s.label, err))
+	}
+	if err := s.firstProduceErr(); err != nil {
+		return s.fail(err)
+	}
+	s.inTxn = false
+	if err := s.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return s.fail(s.classify("commit the transaction", err))
+	}
+	return nil
 }
 
 // moved lists the streams whose position in cp differs from the

@@ -481,3 +481,43 @@ func TestTwoInstancesKeepTheirStreams(t *testing.T) {
 		t.Fatalf("committed checkpoint %v, want %v", got, want)
 	}
 }
+
+// TestForgetEmptiesTheCommittedCheckpoint: `sluice drop` calls Forget, so
+// that an exactly-once sink opened afterwards starts with nothing
+// committed; an at-least-once sink keeps nothing in Kafka to forget.
+func TestForgetEmptiesTheCommittedCheckpoint(t *testing.T) {
+	brokers := cluster(t)
+	ctx := context.Background()
+	evs := changes(0, 10, 4)
+	s, _ := open(t, block(brokers, true), nil)
+	if err := s.Write(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Flush(ctx, through(evs)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	f, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "shop"}}, Logger: slog.New(slog.DiscardHandler)}, block(brokers, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := f.Forget(ctx); err != nil || !removed {
+		t.Fatalf("Forget: %v, %v; want a checkpoint removed", removed, err)
+	}
+	if removed, err := f.Forget(ctx); err != nil || removed {
+		t.Fatalf("second Forget: %v, %v; want nothing left to remove", removed, err)
+	}
+	again, cp := open(t, block(brokers, true), nil)
+	again.Close()
+	if len(cp) != 0 {
+		t.Errorf("Open after Forget returned %v, want an empty checkpoint", cp)
+	}
+	plain, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "shop"}}}, block(brokers, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := plain.Forget(ctx); err != nil || removed {
+		t.Errorf("at-least-once Forget: %v, %v; want nothing to remove", removed, err)
+	}
+}
