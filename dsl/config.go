@@ -100,6 +100,7 @@ type PostgresSource struct {
 	Snapshot    string   // "initial" (default) | "never"
 	Exclude     []string // "schema.table.column": never leaves PostgreSQL
 	Heartbeat   time.Duration
+	OnSlotLost  string               // "fail" (default) | "resnapshot"
 	Ranges      map[string]hcl.Range // attribute name → where it is written, for later diagnostics
 }
 
@@ -176,6 +177,7 @@ type TableSink struct {
 	BatchSize     int    // default 1000
 	SchemaChanges string // "add_columns" (default) | "drop_columns" | "fail"
 	Truncate      string // "apply" (default) | "skip" | "fail"
+	Enums         string // MySQL only: "enum" (default) | "varchar"
 	Ranges        map[string]hcl.Range
 }
 

@@ -29,7 +29,7 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	pg := cfg.Sources[0].Postgres
 	pg.Ranges = nil
 	wantPG := &PostgresSource{DSN: "postgres://sluice:s3cret@127.0.0.1:5432/app", Tables: []string{"public.users", "shop.*"},
-		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second}
+		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot"}
 	eq(t, "postgres source", pg, wantPG)
 	k := cfg.Sources[1].Kafka
 	k.Ranges = nil
@@ -61,7 +61,7 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	my := sinks["replica"].MySQL
 	my.Ranges = nil
 	eq(t, "mysql sink", my, &TableSink{DSN: "root:s3cret@tcp(127.0.0.1:3306)/app", Table: "users_replica", Key: []string{"id"}, Mode: "update",
-		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail", Truncate: "skip"})
+		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail", Truncate: "skip", Enums: "varchar"})
 	pgs := sinks["copy"].Postgres
 	pgs.Ranges = nil
 	eq(t, "postgres sink", pgs, &TableSink{DSN: "postgres://127.0.0.1/copy", Table: "users_copy", Key: []string{"id", "email"}, Mode: "update",

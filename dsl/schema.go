@@ -168,6 +168,8 @@ var (
 	formatValues        = []string{"debezium", "native"}
 	schemaChangesValues = []string{"add_columns", "drop_columns", "fail"}
 	truncateValues      = []string{"apply", "skip", "fail"}
+	onSlotLostValues    = []string{"fail", "resnapshot"}
+	enumsValues         = []string{"enum", "varchar"}
 	maskKinds           = []string{"hash", "redact", "partial", "null"}
 	testOps             = eventexpr.Ops
 )
@@ -283,6 +285,8 @@ var sourceSpecs = []*blockSpec{
 				Doc: `Columns, as "schema.table.column", that never leave PostgreSQL (left out of the publication's column list).`},
 			{Name: "heartbeat", Type: tDuration, Field: "Heartbeat", Default: 10 * time.Second,
 				Doc: "How often to confirm progress to PostgreSQL when no changes arrive, so WAL does not pile up."},
+			{Name: "on_slot_lost", Type: tString, Field: "OnSlotLost", Default: "fail", Enum: onSlotLostValues,
+				Doc: "When the replication slot is gone or invalidated (dropped, `max_slot_wal_keep_size`, a restore or failover): `fail` stops with the cause, the lost range and the recovery command; `resnapshot` creates a new slot and copies the tables again while the pipeline goes on, with a warning and the `sluice_slot_recoveries_total` metric."},
 		},
 	},
 	{
@@ -363,8 +367,10 @@ func tableSinkAttrs() []attrSpec {
 var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "mysql", Labels: []string{"TYPE", "NAME"},
-		Doc:   "Writes rows into MySQL or MariaDB tables, exactly once.",
-		Attrs: tableSinkAttrs(),
+		Doc: "Writes rows into MySQL or MariaDB tables, exactly once.",
+		Attrs: append(tableSinkAttrs(),
+			attrSpec{Name: "enums", Type: tString, Field: "Enums", Default: "enum", Enum: enumsValues,
+				Doc: "What a PostgreSQL enum column becomes in a table sluice creates: `enum` an ENUM of the source's labels in their order (altered when labels are added), `varchar` a VARCHAR as long as the longest label."}),
 	},
 	{
 		Type: "sink", Kind: "postgres", Labels: []string{"TYPE", "NAME"},

@@ -15,8 +15,9 @@ source "postgres" "pg" {
   slot        = "every_slot"
   publication = "every_pub"
   snapshot    = "never"
-  exclude     = ["public.users.password"]
-  heartbeat   = "2s"
+  exclude      = ["public.users.password"]
+  heartbeat    = "2s"
+  on_slot_lost = "resnapshot"
 }
 
 source "kafka" "events" {
@@ -58,6 +59,7 @@ sink "mysql" "replica" {
   batch_size     = var.batch
   schema_changes = "fail"
   truncate       = "skip"
+  enums          = "varchar"
 }
 
 sink "postgres" "copy" {
