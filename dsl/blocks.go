@@ -60,6 +60,7 @@ func (l *loader) source(b *hclsyntax.Block, seen map[string]hcl.Range) *Source {
 		if present := l.decodeBody(b, spec, s.Kafka); present["group"] == nil {
 			s.Kafka.Group = def
 		}
+		s.Kafka.TLS, s.Kafka.SASL = l.kafkaBlocks(b, spec)
 	case "file":
 		s.File = &FileSource{}
 		l.decodeBody(b, spec, s.File, s)
@@ -117,6 +118,7 @@ func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
 		if present := l.decodeBody(b, spec, s.Kafka, s); present["topic"] == nil {
 			s.Kafka.Topic = l.cfg.Pipeline.Name + ".{schema}.{table}"
 		}
+		s.Kafka.TLS, s.Kafka.SASL = l.kafkaBlocks(b, spec)
 	case "webhook":
 		s.Webhook = &WebhookSink{}
 		l.decodeBody(b, spec, s.Webhook, s)
@@ -141,6 +143,38 @@ func (l *loader) tableSink(ts *TableSink, present map[string]*hclsyntax.Attribut
 // pipeline and its test data move together. Paths it writes (state, file
 // sinks) stay relative to the working directory, where run-time data
 // belongs.
+// kafkaBlocks decodes the tls and sasl blocks of a Kafka sink or source
+// (decodeBody reported any other block); each may appear once.
+func (l *loader) kafkaBlocks(b *hclsyntax.Block, spec *blockSpec) (*KafkaTLS, *KafkaSASL) {
+	var tls *KafkaTLS
+	var sasl *KafkaSASL
+	seen := map[string]hcl.Range{}
+	for _, nb := range b.Body.Blocks {
+		nested := spec.block(nb.Type)
+		if nested == nil || !l.labels(nb, nested) {
+			continue
+		}
+		if prev, dup := seen[nb.Type]; dup {
+			l.errorf(nb.TypeRange, fmt.Sprintf("The first %s block is at %s. Write one.", nb.Type, where(prev)), "duplicate %s block in %s", nb.Type, header(b))
+			continue
+		}
+		seen[nb.Type] = nb.TypeRange
+		switch nb.Type {
+		case "tls":
+			tls = &KafkaTLS{}
+			l.decodeBody(nb, nested, tls)
+			tls.CAFile, tls.CertFile, tls.KeyFile = l.inputPath(tls.CAFile), l.inputPath(tls.CertFile), l.inputPath(tls.KeyFile)
+			if (tls.CertFile == "") != (tls.KeyFile == "") {
+				l.errorf(nb.DefRange(), "Set both cert_file and key_file, or neither.", "tls block has only one of cert_file and key_file")
+			}
+		case "sasl":
+			sasl = &KafkaSASL{}
+			l.decodeBody(nb, nested, sasl)
+		}
+	}
+	return tls, sasl
+}
+
 func (l *loader) inputPath(p string) string {
 	if p == "" || filepath.IsAbs(p) {
 		return p

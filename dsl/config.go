@@ -110,6 +110,8 @@ type KafkaSource struct {
 	Topics  []string
 	Group   string
 	Format  string // "debezium" (default) | "native"
+	TLS     *KafkaTLS
+	SASL    *KafkaSASL
 	Ranges  map[string]hcl.Range
 }
 
@@ -192,7 +194,27 @@ type KafkaSink struct {
 	ExactlyOnce       bool
 	Partitions        int // for topics it creates; default 1
 	ReplicationFactor int // for topics it creates; default 1
+	TLS               *KafkaTLS
+	SASL              *KafkaSASL
 	Ranges            map[string]hcl.Range
+}
+
+// KafkaTLS is a Kafka client's `tls` block; nil means plaintext. Paths
+// are resolved against the pipeline file's directory.
+type KafkaTLS struct {
+	CAFile, CertFile, KeyFile string
+	ServerName                string
+	InsecureSkipVerify        bool
+	Ranges                    map[string]hcl.Range
+}
+
+// KafkaSASL is a Kafka client's `sasl` block; nil means none.
+type KafkaSASL struct {
+	Mechanism    string // "plain" | "scram-sha-256" | "scram-sha-512" | "aws-msk-iam"
+	Username     string
+	Password     Secret
+	SessionToken Secret // aws-msk-iam only
+	Ranges       map[string]hcl.Range
 }
 
 // WebhookSink POSTs batches of events.

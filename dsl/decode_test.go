@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -32,8 +33,10 @@ func TestEveryAttributeDecoded(t *testing.T) {
 		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot"}
 	eq(t, "postgres source", pg, wantPG)
 	k := cfg.Sources[1].Kafka
-	k.Ranges = nil
-	eq(t, "kafka source", k, &KafkaSource{Brokers: []string{"127.0.0.1:9092", "127.0.0.1:9093"}, Topics: []string{"app.public.users"}, Group: "every-group", Format: "native"})
+	k.Ranges, k.TLS.Ranges, k.SASL.Ranges = nil, nil, nil
+	eq(t, "kafka source", k, &KafkaSource{Brokers: []string{"127.0.0.1:9092", "127.0.0.1:9093"}, Topics: []string{"app.public.users"}, Group: "every-group", Format: "native",
+		TLS:  &KafkaTLS{CAFile: filepath.Join("testdata", "valid", "certs", "ca.pem"), CertFile: "/etc/sluice/client.pem", KeyFile: "/etc/sluice/client.key", ServerName: "kafka.internal", InsecureSkipVerify: true},
+		SASL: &KafkaSASL{Mechanism: "aws-msk-iam", Username: "AKIAEXAMPLE", Password: "s3cret", SessionToken: "token"}})
 	f := cfg.Sources[2].File
 	f.Ranges = nil
 	// a path the pipeline reads is relative to the pipeline file
@@ -67,9 +70,9 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	eq(t, "postgres sink", pgs, &TableSink{DSN: "postgres://127.0.0.1/copy", Table: "users_copy", Key: []string{"id", "email"}, Mode: "update",
 		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "drop_columns", Truncate: "fail"})
 	ks := sinks["out"].Kafka
-	ks.Ranges = nil
+	ks.Ranges, ks.SASL.Ranges = nil, nil
 	eq(t, "kafka sink", ks, &KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "cdc.{table}", Format: "native", Schemas: true, Key: []string{"id"},
-		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3})
+		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"}})
 	wh := sinks["hook"].Webhook
 	wh.Ranges = nil
 	eq(t, "webhook sink", wh, &WebhookSink{URL: "https://hooks.example.com/users", Secret: "whsec", Headers: map[string]Secret{"Authorization": "Bearer tok", "X-Team": "data"},
@@ -115,6 +118,10 @@ func TestEveryAttributeWritten(t *testing.T) {
 			note(`source "postgres"`, s.Postgres.Ranges)
 		case s.Kafka != nil:
 			note(`source "kafka"`, s.Kafka.Ranges)
+			if s.Kafka.TLS != nil && s.Kafka.SASL != nil {
+				note("tls", s.Kafka.TLS.Ranges)
+				note("sasl", s.Kafka.SASL.Ranges)
+			}
 		case s.File != nil:
 			note(`source "file"`, s.File.Ranges)
 		}
@@ -133,7 +140,7 @@ func TestEveryAttributeWritten(t *testing.T) {
 			note(`sink "file"`, s.File.Ranges)
 		}
 	}
-	for _, spec := range append(append([]*blockSpec{transformSpec}, sourceSpecs...), sinkSpecs...) {
+	for _, spec := range append(append([]*blockSpec{transformSpec, kafkaTLSSpec, kafkaSASLSpec}, sourceSpecs...), sinkSpecs...) {
 		for _, a := range spec.Attrs {
 			if !written[spec.Title()][a.Name] {
 				t.Errorf("every_attribute.hcl does not set %s.%s", spec.Title(), a.Name)
@@ -215,7 +222,7 @@ func TestSpecFieldsExist(t *testing.T) {
 		"pipeline": &Pipeline{}, "variable": &struct{ Default any }{},
 		`source "postgres"`: &PostgresSource{}, `source "kafka"`: &KafkaSource{}, `source "file"`: &FileSource{},
 		"transform": &Transform{}, `sink "mysql"`: &TableSink{}, `sink "postgres"`: &TableSink{}, `sink "kafka"`: &KafkaSink{},
-		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{},
+		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{}, "tls": &KafkaTLS{}, "sasl": &KafkaSASL{},
 		"input": &eventFields{}, "expect": &eventFields{}, "expect_table": &struct {
 			Rows  []change.Row
 			Table string

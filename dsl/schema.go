@@ -104,7 +104,7 @@ type blockSpec struct {
 	Kind   string   // the TYPE label for source and sink blocks: "postgres"
 	Labels []string // what the labels mean, for diagnostics: "TYPE", "NAME"
 	Attrs  []attrSpec
-	Blocks []*blockSpec // nested blocks (only test blocks have them)
+	Blocks []*blockSpec // nested blocks (test blocks', the Kafka blocks' tls and sasl)
 	Doc    string
 }
 
@@ -170,6 +170,7 @@ var (
 	truncateValues      = []string{"apply", "skip", "fail"}
 	onSlotLostValues    = []string{"fail", "resnapshot"}
 	enumsValues         = []string{"enum", "varchar"}
+	saslMechanisms      = []string{"plain", "scram-sha-256", "scram-sha-512", "aws-msk-iam"}
 	maskKinds           = []string{"hash", "redact", "partial", "null"}
 	testOps             = eventexpr.Ops
 )
@@ -291,7 +292,8 @@ var sourceSpecs = []*blockSpec{
 	},
 	{
 		Type: "source", Kind: "kafka", Labels: []string{"TYPE", "NAME"},
-		Doc: "Consumes change events from Kafka topics, committing offsets only once the sinks have the events.",
+		Doc:    "Consumes change events from Kafka topics, committing offsets only once the sinks have the events.",
+		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec},
 		Attrs: []attrSpec{
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
 				Doc: `Seed brokers, "host:port".`},
@@ -364,6 +366,41 @@ func tableSinkAttrs() []attrSpec {
 	}
 }
 
+// kafkaTLSSpec and kafkaSASLSpec are the connection blocks of the Kafka
+// sink and source.
+var (
+	kafkaTLSSpec = &blockSpec{
+		Type: "tls",
+		Doc:  "Connect to the brokers over TLS (in `sink \"kafka\"` and `source \"kafka\"`). Without this block the connection is plaintext. Relative paths are relative to the pipeline file.",
+		Attrs: []attrSpec{
+			{Name: "ca_file", Type: tString, Field: "CAFile", DefaultDoc: "the system's roots",
+				Doc: "PEM file of the certificate authorities that sign the brokers' certificates."},
+			{Name: "cert_file", Type: tString, Field: "CertFile",
+				Doc: "PEM file of the client certificate, for brokers that require one (with `key_file`)."},
+			{Name: "key_file", Type: tString, Field: "KeyFile",
+				Doc: "PEM file of the client certificate's private key."},
+			{Name: "server_name", Type: tString, Field: "ServerName", DefaultDoc: "each broker's host",
+				Doc: "The name the brokers' certificates must carry."},
+			{Name: "insecure_skip_verify", Type: tBool, Field: "InsecureSkipVerify", Default: false,
+				Doc: "Do not verify the brokers' certificates (tests only: anyone on the path can read and change the data)."},
+		},
+	}
+	kafkaSASLSpec = &blockSpec{
+		Type: "sasl",
+		Doc:  "Authenticate to the brokers with SASL (in `sink \"kafka\"` and `source \"kafka\"`), usually together with `tls`.",
+		Attrs: []attrSpec{
+			{Name: "mechanism", Type: tString, Required: true, Field: "Mechanism", Enum: saslMechanisms,
+				Doc: "`plain`, `scram-sha-256`, `scram-sha-512`, or `aws-msk-iam` (Amazon MSK: `username` is the access key id, `password` the secret access key)."},
+			{Name: "username", Type: tString, Required: true, Field: "Username",
+				Doc: "The user (or AWS access key id)."},
+			{Name: "password", Type: tSecret, Required: true, Field: "Password",
+				Doc: "The password (or AWS secret access key). Never printed."},
+			{Name: "session_token", Type: tSecret, Field: "SessionToken",
+				Doc: "With `aws-msk-iam`, the session token of temporary credentials. Never printed."},
+		},
+	}
+)
+
 var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "mysql", Labels: []string{"TYPE", "NAME"},
@@ -379,7 +416,8 @@ var sinkSpecs = []*blockSpec{
 	},
 	{
 		Type: "sink", Kind: "kafka", Labels: []string{"TYPE", "NAME"},
-		Doc: "Produces change events to Kafka topics.",
+		Doc:    "Produces change events to Kafka topics.",
+		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec},
 		Attrs: []attrSpec{
 			fromAttr("sink"),
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
@@ -484,6 +522,7 @@ func topSpecs() []*blockSpec {
 	specs = append(specs, sourceSpecs...)
 	specs = append(specs, transformSpec)
 	specs = append(specs, sinkSpecs...)
+	specs = append(specs, kafkaTLSSpec, kafkaSASLSpec)
 	specs = append(specs, testSpec)
 	return append(specs, testSpec.Blocks...)
 }

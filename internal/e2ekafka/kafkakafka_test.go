@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluice-cdc/sluice/internal/testcerts"
 	kafkasource "github.com/sluice-cdc/sluice/sources/kafka"
 )
 
@@ -20,7 +23,40 @@ import (
 // every offset commit, so its partitions resume from the checkpoints the
 // Kafka sink committed in its transactions. A read_committed consumer of
 // the output must see every record exactly once.
+//
+// The secure variant runs the same through a TLS listener that requires a
+// client certificate and a SCRAM-SHA-512 login, so the source's and the
+// sink's tls and sasl blocks carry the consumer group, the transactions
+// and the checkpoint reads.
 func TestScaleOutKafkaToKafkaExactlyOnce(t *testing.T) {
+	setup(t)
+	t.Parallel()
+	t.Run("plaintext", func(t *testing.T) { copyExactlyOnce(t, nil, nil, "") })
+	t.Run("tls and scram-sha-512", func(t *testing.T) {
+		certs := testcerts.New(t)
+		server := []kfake.Opt{kfake.TLS(certs.ServerConfig(true)), kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "sluice", "copy-pw")}
+		client := []kgo.Opt{kgo.DialTLSConfig(certs.ClientConfig()), kgo.SASL(scram.Auth{User: "sluice", Pass: "copy-pw"}.AsSha512Mechanism())}
+		blocks := fmt.Sprintf(`
+  tls {
+    ca_file   = %q
+    cert_file = %q
+    key_file  = %q
+  }
+  sasl {
+    mechanism = "scram-sha-512"
+    username  = "sluice"
+    password  = "copy-pw"
+  }
+`, certs.CAFile, certs.ClientCert, certs.ClientKey)
+		copyExactlyOnce(t, server, client, blocks)
+	})
+}
+
+// copyExactlyOnce is TestScaleOutKafkaToKafkaExactlyOnce against a
+// cluster with the given server options, reached with the client options
+// (the test's producer and consumer) and the blocks (sluice's source and
+// sink).
+func copyExactlyOnce(t *testing.T, server []kfake.Opt, client []kgo.Opt, blocks string) {
 	const (
 		topic      = "shop.public.orders"
 		out        = "copy.orders"
@@ -28,9 +64,7 @@ func TestScaleOutKafkaToKafkaExactlyOnce(t *testing.T) {
 		total      = 8_000
 		perTick    = 40 // every 100ms: about 20s of records
 	)
-	setup(t)
-	t.Parallel()
-	brokers := commitlessCluster(t, topic, partitions)
+	brokers := commitlessCluster(t, topic, partitions, server...)
 	file := writePipeline(t, fmt.Sprintf(`
 pipeline "copy" {}
 
@@ -39,7 +73,7 @@ source "kafka" "shop" {
   topics  = [%q]
   group   = "sluice-copy"
   format  = "debezium"
-}
+%s}
 
 sink "kafka" "copy" {
   from         = source.shop
@@ -49,12 +83,12 @@ sink "kafka" "copy" {
   key          = ["order_id"]
   exactly_once = true
   partitions   = 3
-}
-`, brokers[0], topic, brokers[0], out))
+%s}
+`, brokers[0], topic, blocks, brokers[0], out, blocks))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	produced := make(chan error, 1)
-	go func() { produced <- produce(ctx, brokers, topic, total, perTick) }()
+	go func() { produced <- produce(ctx, brokers, topic, total, perTick, client...) }()
 	a := startInstance(t, file, "a")
 	b := startInstance(t, file, "b")
 	start := time.Now()
@@ -65,7 +99,7 @@ sink "kafka" "copy" {
 		t.Fatalf("produce: %v", err)
 	}
 
-	consumer := readCommitted(t, brokers, out)
+	consumer := readCommitted(t, brokers, out, client...)
 	times := map[string]int{}
 	consume := func(wait time.Duration) int {
 		pctx, pcancel := context.WithTimeout(ctx, wait)

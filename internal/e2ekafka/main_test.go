@@ -187,10 +187,11 @@ func tail(b []byte, n int) []byte {
 // commitlessCluster starts kfake with topic of the given partitions, and
 // the broker refuses every offset commit: a consumer group's offsets stay
 // at the start, so only sluice's checkpoints know how far each partition
-// got. It returns the brokers' addresses.
-func commitlessCluster(t *testing.T, topic string, partitions int32) []string {
+// got. It returns the brokers' addresses. opts are more kfake options
+// (TLS, SASL).
+func commitlessCluster(t *testing.T, topic string, partitions int32, opts ...kfake.Opt) []string {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
+	cluster, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,10 +234,10 @@ func writePipeline(t *testing.T, text string) string {
 
 // readCommitted returns a consumer of topic from its start that sees
 // committed transactions only, as downstream services do.
-func readCommitted(t *testing.T, brokers []string, topic string) *kgo.Client {
+func readCommitted(t *testing.T, brokers []string, topic string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

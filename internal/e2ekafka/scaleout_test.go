@@ -176,8 +176,8 @@ sink %q "replica" {
 
 // produce writes total Debezium insert records of orders 0..total-1,
 // perTick every 100ms, keyed by order so they spread over partitions.
-func produce(ctx context.Context, brokers []string, topic string, total, perTick int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+func produce(ctx context.Context, brokers []string, topic string, total, perTick int, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic)}, opts...)...)
 	if err != nil {
 		return err
 	}

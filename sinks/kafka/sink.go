@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
+	"github.com/sluice-cdc/sluice/internal/kafkaconn"
 )
 
 // CheckpointTopic is the compacted topic where exactly-once sinks commit
@@ -47,8 +48,8 @@ type Sink struct {
 	repl      int16
 	format    format.Format
 	log       *slog.Logger
-	topicRng  string // where `topic` is written, for errors
-	extraOpts []kgo.Opt
+	topicRng  string    // where `topic` is written, for errors
+	extraOpts []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
 
 	cl     *kgo.Client
 	known  map[string]bool // topics that exist
@@ -125,6 +126,9 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		log:      logger.With("sink", s.Name),
 		topicRng: dsl.At(c.Ranges, "topic"),
 	}
+	if sk.extraOpts, err = kafkaconn.Options(c.TLS, c.SASL); err != nil {
+		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
+	}
 	if c.ExactlyOnce {
 		sk.txnID = "sluice." + pipeline + "." + s.Name
 		if inst := os.Getenv(engine.InstanceEnv); inst != "" {
@@ -153,6 +157,9 @@ func (s *Sink) Open(ctx context.Context, saved []byte) (change.Checkpoint, error
 		return nil, engine.Permanent(fmt.Errorf("%s: %v", s.label, err))
 	}
 	s.cl, s.known, s.inTxn, s.broken, s.produceErr, s.committed = cl, map[string]bool{}, false, nil, nil, change.Checkpoint{}
+	if err := kafkaconn.Ping(ctx, cl, s.label); err != nil {
+		return nil, err
+	}
 	if s.txnID == "" {
 		if saved == nil {
 			return change.Checkpoint{}, nil

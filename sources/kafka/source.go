@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
+	"github.com/sluice-cdc/sluice/internal/kafkaconn"
 )
 
 // maxPoll is the most records one Read returns.
@@ -36,6 +37,7 @@ type Source struct {
 	// revokeWait bounds how long a revocation waits for the sinks to
 	// acknowledge what was delivered of the revoked partitions.
 	revokeWait time.Duration
+	conn       []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
 	extraOpts  []kgo.Opt // tests: shorter group timeouts
 	maxPoll    int       // the most records one Read returns
 
@@ -94,12 +96,17 @@ func newSource(b engine.Build, s *dsl.Source) (*Source, error) {
 		native: c.Format == "native", log: logger.With("source", s.Name), revokeWait: 30 * time.Second, maxPoll: maxPoll,
 	}
 	src.acks = sync.NewCond(&src.mu)
+	conn, err := kafkaconn.Options(c.TLS, c.SASL)
+	if err != nil {
+		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
+	}
+	src.conn = conn
 	return src, nil
 }
 
 // Open joins the consumer group. Partitions are assigned as the group
 // balances; each resumes after its position in from when from has one.
-func (s *Source) Open(_ context.Context, from change.Checkpoint, _ engine.State) error {
+func (s *Source) Open(ctx context.Context, from change.Checkpoint, _ engine.State) error {
 	_ = s.Close() // opened again after an error: start over
 	s.mu.Lock()
 	s.from = from.Clone()
@@ -118,7 +125,7 @@ func (s *Source) Open(_ context.Context, from change.Checkpoint, _ engine.State)
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
-	}, s.extraOpts...)
+	}, append(s.conn, s.extraOpts...)...)
 	if inst := os.Getenv(engine.InstanceEnv); inst != "" {
 		// Static membership: a restarted process rejoins as the member it
 		// was and gets its partitions back at once, instead of leaving
@@ -129,6 +136,10 @@ func (s *Source) Open(_ context.Context, from change.Checkpoint, _ engine.State)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return engine.Permanent(fmt.Errorf("%s: %v", s.label, err))
+	}
+	if err := kafkaconn.Ping(ctx, cl, s.label); err != nil {
+		cl.Close()
+		return err
 	}
 	s.mu.Lock()
 	s.cl = cl

@@ -25,6 +25,21 @@ source "kafka" "events" {
   topics  = ["app.public.users"]
   group   = "every-group"
   format  = "native"
+
+  tls {
+    ca_file              = "certs/ca.pem"
+    cert_file            = "/etc/sluice/client.pem"
+    key_file             = "/etc/sluice/client.key"
+    server_name          = "kafka.internal"
+    insecure_skip_verify = true
+  }
+
+  sasl {
+    mechanism     = "aws-msk-iam"
+    username      = "AKIAEXAMPLE"
+    password      = env("UNSET_KAFKA_SECRET", "s3cret")
+    session_token = "token"
+  }
 }
 
 source "file" "sample" {
@@ -87,6 +102,12 @@ sink "kafka" "out" {
   exactly_once       = true
   partitions         = 6
   replication_factor = 3
+
+  sasl {
+    mechanism = "scram-sha-512"
+    username  = "sluice"
+    password  = "pw"
+  }
 }
 
 sink "webhook" "hook" {
