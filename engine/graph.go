@@ -19,6 +19,10 @@ type Registry struct {
 type Build struct {
 	Config *dsl.Config
 	Logger *slog.Logger
+	// Observer is the run's observer (never nil from the engine; may be
+	// nil in tests): a component reports what only it sees through the
+	// optional hooks it implements, such as RecoveryObserver.
+	Observer Observer
 }
 
 // Graph is a compiled pipeline: transforms built, the DAG in topological

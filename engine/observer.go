@@ -33,6 +33,23 @@ type Observer interface {
 	Phase(p Phase)
 }
 
+// RecoveryObserver is implemented by Observers that count a source's
+// recoveries from a lost position: a PostgreSQL source with on_slot_lost
+// = "resnapshot" calls Recovered(source) each time it recreates its lost
+// replication slot and copies its tables again (observe's
+// sluice_slot_recoveries_total). Optional, so that adding it breaks no
+// Observer.
+type RecoveryObserver interface {
+	Recovered(source string)
+}
+
+// Recovered tells obs, if it is a RecoveryObserver, that source recovered.
+func Recovered(obs Observer, source string) {
+	if ro, ok := obs.(RecoveryObserver); ok {
+		ro.Recovered(source)
+	}
+}
+
 // SinkLag is how far a sink is behind its sources.
 type SinkLag struct {
 	// Committed is the sink's last committed checkpoint.

@@ -123,7 +123,7 @@ func (r *run) run(ctx context.Context) error {
 // open builds and opens every sink, then every source from the lowest
 // checkpoint of its sinks.
 func (r *run) open(ctx context.Context) error {
-	b := Build{Config: r.g.Config, Logger: r.log}
+	b := Build{Config: r.g.Config, Logger: r.log, Observer: r.obs}
 	for _, s := range r.g.Config.Sinks {
 		newSink, ok := r.g.reg.Sinks[s.Type]
 		if !ok {

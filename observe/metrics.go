@@ -31,13 +31,17 @@ type Metrics struct {
 	errors       *prometheus.CounterVec
 	letters      *prometheus.CounterVec
 	restarts     prometheus.Counter
+	recoveries   *prometheus.CounterVec
 
 	mu    sync.Mutex
 	lags  map[string]engine.SinkLag
 	phase engine.Phase
 }
 
-var _ engine.Observer = (*Metrics)(nil)
+var (
+	_ engine.Observer         = (*Metrics)(nil)
+	_ engine.RecoveryObserver = (*Metrics)(nil)
+)
 
 // probeTimeout bounds each PostgreSQL query a scrape makes.
 const probeTimeout = 2 * time.Second
@@ -69,12 +73,15 @@ func NewMetrics(cfg *dsl.Config) *Metrics {
 			Help: `Events dead-lettered by this process, by stage ("sink.NAME" or "transform.NAME").`}, []string{"stage"}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_restarts_total",
 			Help: "Times the engine reopened everything from the checkpoints after an error."}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_slot_recoveries_total",
+			Help: `PostgreSQL sources with on_slot_lost = "resnapshot": times the replication slot was lost and recreated, and the tables copied again.`}, []string{"source"}),
 		lags: map[string]engine.SinkLag{},
 	}
 	for _, s := range cfg.Sources {
 		m.eventsIn.WithLabelValues(s.Name)
 		if s.Type == "postgres" {
 			m.snapshotRows.WithLabelValues(s.Name)
+			m.recoveries.WithLabelValues(s.Name)
 		}
 	}
 	for _, s := range cfg.Sinks {
@@ -85,7 +92,7 @@ func NewMetrics(cfg *dsl.Config) *Metrics {
 		m.lags[s.Name] = engine.SinkLag{}
 	}
 	m.Registry.MustRegister(m.eventsIn, m.snapshotRows, m.written, m.committed, m.batch, m.commitTook,
-		m.errors, m.letters, m.restarts, liveCollector{m},
+		m.errors, m.letters, m.restarts, m.recoveries, liveCollector{m},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -114,6 +121,10 @@ func (m *Metrics) Lag(sink string, l engine.SinkLag) {
 func (m *Metrics) Failed(stage string, _ error) { m.errors.WithLabelValues(stage).Inc() }
 func (m *Metrics) DeadLettered(stage string)    { m.letters.WithLabelValues(stage).Inc() }
 func (m *Metrics) Restarted()                   { m.restarts.Inc() }
+
+// Recovered counts a source's recovery from a lost replication slot
+// (engine.RecoveryObserver).
+func (m *Metrics) Recovered(source string) { m.recoveries.WithLabelValues(source).Inc() }
 
 func (m *Metrics) Phase(p engine.Phase) {
 	m.mu.Lock()
@@ -145,6 +156,8 @@ var (
 		"PostgreSQL sources: current WAL position minus the slot's confirmed_flush_lsn.", []string{"source", "slot"}, nil)
 	descWALRetained = prometheus.NewDesc("sluice_source_wal_retained_bytes",
 		"PostgreSQL sources: WAL the server keeps for the slot (current position minus restart_lsn).", []string{"source", "slot"}, nil)
+	descSafeWAL = prometheus.NewDesc("sluice_source_slot_safe_wal_bytes",
+		"PostgreSQL sources: WAL that can still be written before max_slot_wal_keep_size invalidates the slot (pg_replication_slots.safe_wal_size; absent when there is no limit). Alert well above 0.", []string{"source", "slot"}, nil)
 	descSlotUp = prometheus.NewDesc("sluice_source_slot_up",
 		"PostgreSQL sources: 1 when the slot exists and the server answered, else 0.", []string{"source", "slot"}, nil)
 	descPhase = prometheus.NewDesc("sluice_phase",
@@ -152,7 +165,7 @@ var (
 )
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLagSeconds, descLastCommit, descLagBytes, descWALLag, descWALRetained, descSlotUp, descPhase} {
+	for _, d := range []*prometheus.Desc{descLagSeconds, descLastCommit, descLagBytes, descWALLag, descWALRetained, descSafeWAL, descSlotUp, descPhase} {
 		ch <- d
 	}
 }
@@ -191,6 +204,9 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 			ch <- prometheus.MustNewConstMetric(descWALLag, prometheus.GaugeValue, float64(w.LagBytes), s.Name, w.Slot)
 			ch <- prometheus.MustNewConstMetric(descWALRetained, prometheus.GaugeValue, float64(w.RetainedBytes), s.Name, w.Slot)
+			if w.SafeWALSize != nil {
+				ch <- prometheus.MustNewConstMetric(descSafeWAL, prometheus.GaugeValue, float64(*w.SafeWALSize), s.Name, w.Slot)
+			}
 		}
 		ch <- prometheus.MustNewConstMetric(descSlotUp, prometheus.GaugeValue, up, s.Name, w.Slot)
 		if err != nil {

@@ -31,6 +31,17 @@ type WAL struct {
 	// RetainedBytes is the WAL the server keeps for the slot:
 	// CurrentLSN - RestartLSN. It grows while sluice is stopped or slow.
 	RetainedBytes int64 `json:"retained_bytes"`
+	// WALStatus is pg_replication_slots.wal_status: "reserved" (within
+	// max_wal_size), "extended" (beyond it, kept for the slot),
+	// "unreserved" (beyond max_slot_wal_keep_size: lost at the next
+	// checkpoint unless the slot catches up) or "lost" (invalidated: sluice
+	// cannot resume from it).
+	WALStatus string `json:"wal_status,omitempty"`
+	// SafeWALSize is pg_replication_slots.safe_wal_size: the WAL that can
+	// still be written before the slot is invalidated. Absent (null) when
+	// max_slot_wal_keep_size is -1 (no limit: the WAL may fill the disk
+	// instead) or the slot is lost.
+	SafeWALSize *int64 `json:"safe_wal_size"`
 	// Current is CurrentLSN as a number, to subtract sinks' positions from.
 	Current uint64 `json:"-"`
 }
@@ -55,10 +66,12 @@ func Slot(ctx context.Context, pipeline string, src *dsl.PostgresSource) (WAL, e
 	}
 	var confirmed, restart *string
 	var lag, retained *int64
+	var walStatus *string
 	err = conn.QueryRow(ctx, `SELECT active, confirmed_flush_lsn::text, restart_lsn::text,
 		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
-		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
-		FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&w.Active, &confirmed, &restart, &lag, &retained)
+		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,
+		wal_status, safe_wal_size
+		FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&w.Active, &confirmed, &restart, &lag, &retained, &walStatus, &w.SafeWALSize)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, nil
 	}
@@ -68,6 +81,7 @@ func Slot(ctx context.Context, pipeline string, src *dsl.PostgresSource) (WAL, e
 	w.Exists = true
 	w.ConfirmedLSN, w.RestartLSN = deref(confirmed), deref(restart)
 	w.LagBytes, w.RetainedBytes = max(deref(lag), 0), max(deref(retained), 0)
+	w.WALStatus = deref(walStatus)
 	return w, nil
 }
 
@@ -156,8 +170,8 @@ var ErrSlotLost = errors.New("replication slot lost")
 // reports them when it opens).
 func CheckSlots(ctx context.Context, cfg *dsl.Config, st state.Status) error {
 	for _, s := range cfg.Sources {
-		if s.Type != "postgres" || s.Postgres == nil {
-			continue
+		if s.Type != "postgres" || s.Postgres == nil || s.Postgres.OnSlotLost == postgres.OnSlotLostResnapshot {
+			continue // resnapshot: the source recreates the slot and copies again
 		}
 		committed := st.Sources[s.Name].Acked
 		for _, sink := range st.Sinks {

@@ -115,8 +115,13 @@ func Build(ctx context.Context, cfg *dsl.Config, st state.Status, opts Options) 
 				} else {
 					src.WAL = &w
 					current[s.Name] = w.Current
-					if !w.Exists {
+					switch {
+					case !w.Exists:
 						out.Problems = append(out.Problems, "source "+s.Name+": replication slot "+w.Slot+" does not exist")
+					case w.WALStatus == "lost":
+						out.Problems = append(out.Problems, "source "+s.Name+": replication slot "+w.Slot+" was invalidated (wal_status = lost): the WAL it needed was removed (max_slot_wal_keep_size); run `sluice drop FILE` and then `sluice run FILE`, or set on_slot_lost = \"resnapshot\"")
+					case w.WALStatus == "unreserved":
+						out.Problems = append(out.Problems, "source "+s.Name+": replication slot "+w.Slot+" is past max_slot_wal_keep_size (wal_status = unreserved): the next checkpoint invalidates it unless sluice catches up")
 					}
 				}
 			}

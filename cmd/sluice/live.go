@@ -31,7 +31,7 @@ func liveProblems(ctx context.Context, cfg *dsl.Config) dsl.Diagnostics {
 			continue
 		}
 		pg := pgsource.WithDefaults(s.Postgres, cfg.Pipeline.Name)
-		for _, f := range pgsource.CheckLive(ctx, pg) {
+		for _, f := range append(pgsource.CheckLive(ctx, pg), pgsource.CheckRetention(ctx, pg)...) {
 			subject, ok := pg.Ranges[f.Attribute]
 			if !ok {
 				subject = s.DeclRange

@@ -80,17 +80,25 @@ func writeStatus(w io.Writer, cfg *dsl.Config, st observe.Status) {
 		types[s.Name] = s.Type
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tSTREAM\tACKNOWLEDGED\tWAL LAG\tWAL RETAINED")
+	fmt.Fprintln(tw, "SOURCE\tSTREAM\tACKNOWLEDGED\tWAL LAG\tWAL RETAINED\tWAL STATUS\tSAFE WAL")
 	for _, s := range st.Sources {
-		lag, retained := "-", "-"
+		lag, retained, status, safe := "-", "-", "-", "-"
 		if s.WAL != nil {
 			if s.WAL.Exists {
 				lag, retained = bytesText(s.WAL.LagBytes), bytesText(s.WAL.RetainedBytes)
+				if s.WAL.WALStatus != "" {
+					status = s.WAL.WALStatus
+				}
+				if s.WAL.SafeWALSize != nil {
+					safe = bytesText(*s.WAL.SafeWALSize)
+				} else if s.WAL.WALStatus != "lost" {
+					safe = "unlimited"
+				}
 			} else {
-				lag, retained = "slot "+s.WAL.Slot+" missing", "-"
+				lag = "slot " + s.WAL.Slot + " missing"
 			}
 		}
-		writeCheckpoint(tw, s.Name, s.Acked, types, lag+"\t"+retained)
+		writeCheckpoint(tw, s.Name, s.Acked, types, lag+"\t"+retained+"\t"+status+"\t"+safe)
 	}
 	fmt.Fprintln(tw) // an empty line ends the first table's column block
 	fmt.Fprintln(tw, "SINK\tSTREAM\tCOMMITTED\tLAG\tLAG BYTES\tLAST COMMIT TIME")

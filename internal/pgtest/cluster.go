@@ -31,6 +31,10 @@ type Options struct {
 	// WALLevel is "logical" when empty; tests of the "wal_level is not
 	// logical" error start a cluster with "replica".
 	WALLevel string
+	// Settings are extra server settings, "name=value" each, passed as
+	// -c options after the defaults (so they override them): a test of
+	// slot invalidation sets "max_slot_wal_keep_size=16MB".
+	Settings []string
 }
 
 // Cluster is a running private PostgreSQL server.
@@ -197,6 +201,9 @@ func (c *Cluster) start() error {
 		"-c", "max_wal_size=2GB",
 		"-c", "logging_collector=off",
 	)
+	for _, kv := range c.opts.Settings {
+		cmd.Args = append(cmd.Args, "-c", kv)
+	}
 	var log bytes.Buffer
 	cmd.Stdout = &log
 	cmd.Stderr = &log

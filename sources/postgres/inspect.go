@@ -210,6 +210,10 @@ func CheckLive(ctx context.Context, cfg *dsl.PostgresSource) []Finding {
 				Message: fmt.Sprintf("slot name %q is not valid", cfg.Slot), Fix: "use lower-case letters, digits and underscores (at most 63)"})
 		case checkSlot(slot, cfg.Slot) != nil:
 			findings = append(findings, *checkSlot(slot, cfg.Slot))
+		case slot.WALStatus == "lost":
+			findings = append(findings, Finding{Severity: Warning, Attribute: "slot", Subject: cfg.Slot,
+				Message: fmt.Sprintf("replication slot %s was invalidated (wal_status = lost): the WAL it needed was removed, so the pipeline cannot resume from it", cfg.Slot),
+				Fix:     "run `sluice drop FILE` and then `sluice run FILE` for a new snapshot, or set on_slot_lost = \"resnapshot\""})
 		}
 	}
 	if cfg.Publication != "" {
@@ -246,4 +250,45 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, tables []
 	}
 	return []Finding{{Severity: Warning, Attribute: "publication", Subject: pub,
 		Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns (partitions under their partitioned table's name); the pipeline will alter it when it starts", pub)}}
+}
+
+// smallKeepFactor: max_slot_wal_keep_size below this many times the
+// slot's current lag leaves little room for a stop or a slow sink.
+const smallKeepFactor = 4
+
+// CheckRetention warns about the server's max_slot_wal_keep_size for
+// `sluice validate --live`: unset (-1), a slot that falls behind keeps WAL
+// until the disk fills; set but small against the WAL the slot retains
+// now (its lag behind the server), a short stop or a slow sink gets the
+// slot invalidated. cfg's Slot must be set (WithDefaults). A server it
+// cannot reach yields nothing (CheckLive reports it).
+func CheckRetention(ctx context.Context, cfg *dsl.PostgresSource) []Finding {
+	conn, err := connect(ctx, cfg.DSN)
+	if err != nil {
+		return nil
+	}
+	defer conn.Close(context.Background())
+	return walRetention(ctx, conn, cfg.Slot)
+}
+
+func walRetention(ctx context.Context, conn *pgx.Conn, slot string) []Finding {
+	var keepMB int64
+	var retained *int64
+	err := conn.QueryRow(ctx, `SELECT current_setting('max_slot_wal_keep_size')::text::bigint,
+		(SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1)`, slot).Scan(&keepMB, &retained)
+	if err != nil {
+		return nil // before PostgreSQL 13: no such setting
+	}
+	if keepMB < 0 {
+		return []Finding{{Severity: Warning, Attribute: "dsn", Subject: "max_slot_wal_keep_size",
+			Message: "max_slot_wal_keep_size is -1 (unlimited): while the pipeline is stopped or behind, its replication slot keeps WAL until the server's disk fills",
+			Fix:     "set a limit the disk can hold (ALTER SYSTEM SET max_slot_wal_keep_size = '50GB'; SELECT pg_reload_conf()), and watch sluice_source_slot_safe_wal_bytes; a slot past it is lost (see on_slot_lost)"}}
+	}
+	keep := keepMB << 20
+	if retained != nil && *retained*smallKeepFactor > keep {
+		return []Finding{{Severity: Warning, Attribute: "dsn", Subject: "max_slot_wal_keep_size",
+			Message: fmt.Sprintf("max_slot_wal_keep_size is %d MB, and replication slot %s already retains %d MB: a short stop or a slow sink gets the slot invalidated", keepMB, slot, *retained>>20),
+			Fix:     fmt.Sprintf("raise max_slot_wal_keep_size to at least %d MB, or set on_slot_lost = \"resnapshot\"", max(*retained*smallKeepFactor>>20, 1024))}}
+	}
+	return nil
 }

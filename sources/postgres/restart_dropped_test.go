@@ -1,14 +1,19 @@
 package postgres
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 )
 
 // TestDroppedSlotIsNotAResume: a slot dropped behind the pipeline's back
-// is created again, and Resumed says the committed position was lost.
+// makes Open fail with ErrSlotLost (not create it again and lose the
+// changes since).
 func TestDroppedSlotIsNotAResume(t *testing.T) {
 	d := newDB(t)
 	d.exec(`CREATE TABLE a (id int PRIMARY KEY)`)
@@ -27,7 +32,13 @@ func TestDroppedSlotIsNotAResume(t *testing.T) {
 	p.Close()
 	d.waitSlotInactive("s")
 	d.exec(`SELECT pg_drop_replication_slot('s')`)
-	if p = d.open(cfg, cp, st); p.Resumed() {
-		t.Fatal("the slot was dropped, yet Resumed = true")
+	p, err := d.build(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Open(context.Background(), cp, st)
+	if !errors.Is(err, ErrSlotLost) || !errors.Is(err, engine.ErrPositionLost) || !engine.IsPermanent(err) ||
+		!strings.Contains(err.Error(), "replication slot s does not exist") || !strings.Contains(err.Error(), "sluice drop FILE") {
+		t.Fatalf("the slot was dropped; Open: %v, want a permanent ErrSlotLost naming the slot and the recovery", err)
 	}
 }

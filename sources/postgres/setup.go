@@ -286,14 +286,22 @@ type slotInfo struct {
 	ActivePID int32
 	Confirmed pglogrepl.LSN
 	Current   string // the database the connection is in
+	// WALStatus is pg_replication_slots.wal_status: reserved, extended,
+	// unreserved (about to be invalidated), or lost (invalidated: the
+	// WAL it needs was removed, max_slot_wal_keep_size).
+	WALStatus string
+	// ServerLSN is the server's current WAL position (pg_current_wal_lsn).
+	ServerLSN pglogrepl.LSN
 }
 
 func readSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotInfo, error) {
 	var s slotInfo
 	var pid *int32
-	var name, plugin, db, confirmed *string
-	err := conn.QueryRow(ctx, `SELECT current_database(), slot_name::text, plugin::text, database::text, active_pid, confirmed_flush_lsn::text
-		FROM (SELECT 1) one LEFT JOIN pg_replication_slots ON slot_name = $1`, slot).Scan(&s.Current, &name, &plugin, &db, &pid, &confirmed)
+	var name, plugin, db, confirmed, walStatus *string
+	var server string
+	err := conn.QueryRow(ctx, `SELECT current_database(), slot_name::text, plugin::text, database::text, active_pid, confirmed_flush_lsn::text,
+		wal_status, pg_current_wal_lsn()::text
+		FROM (SELECT 1) one LEFT JOIN pg_replication_slots ON slot_name = $1`, slot).Scan(&s.Current, &name, &plugin, &db, &pid, &confirmed, &walStatus, &server)
 	if err != nil {
 		return s, fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
@@ -310,6 +318,10 @@ func readSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotInfo, error
 	if confirmed != nil {
 		s.Confirmed, _ = pglogrepl.ParseLSN(*confirmed)
 	}
+	if walStatus != nil {
+		s.WALStatus = *walStatus
+	}
+	s.ServerLSN, _ = pglogrepl.ParseLSN(server)
 	return s, nil
 }
 

@@ -29,6 +29,7 @@ type Postgres struct {
 	name   string
 	cfg    dsl.PostgresSource
 	logger *slog.Logger
+	obs    engine.Observer // nil: none
 
 	ctx    context.Context // the source's lifetime: Open to Close
 	cancel context.CancelFunc
@@ -37,7 +38,13 @@ type Postgres struct {
 	snap   *snapshotReader // non-nil while the snapshot runs
 	stream *streamer
 	errc   chan error // the streamer's final error
-	start  func()     // starts the streamer and heartbeat after the snapshot
+	start  func()     // starts the streamer (and the heartbeat, once) after the snapshot
+	beats  bool       // the heartbeat runs
+
+	// What a recovery from a lost slot (on_slot_lost = "resnapshot")
+	// copies again: the tables Open resolved and their types.
+	tables []*table
+	types  *typeRegistry
 
 	st engine.State
 	// fresh: the slot was missing and created anew although this
@@ -71,15 +78,19 @@ func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
 	if cfg.Snapshot != "initial" && cfg.Snapshot != "never" {
 		return nil, engine.Permanent(fmt.Errorf("source %q: snapshot = %q: expected \"initial\" or \"never\"", s.Name, cfg.Snapshot))
 	}
+	if cfg.OnSlotLost != OnSlotLostFail && cfg.OnSlotLost != OnSlotLostResnapshot {
+		return nil, engine.Permanent(fmt.Errorf("source %q: on_slot_lost = %q: expected \"fail\" or \"resnapshot\"", s.Name, cfg.OnSlotLost))
+	}
 	logger := b.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Postgres{name: s.Name, cfg: *cfg, logger: logger}, nil
+	return &Postgres{name: s.Name, cfg: *cfg, logger: logger, obs: b.Observer}, nil
 }
 
 // WithDefaults returns a copy of cfg with the defaults filled in: slot and
-// publication "sluice_<pipeline>", snapshot "initial", heartbeat 10s.
+// publication "sluice_<pipeline>", snapshot "initial", heartbeat 10s,
+// on_slot_lost "fail".
 func WithDefaults(cfg *dsl.PostgresSource, pipeline string) *dsl.PostgresSource {
 	c := *cfg
 	def := "sluice_" + strings.ToLower(strings.Map(func(r rune) rune {
@@ -100,6 +111,9 @@ func WithDefaults(cfg *dsl.PostgresSource, pipeline string) *dsl.PostgresSource 
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
+	if c.OnSlotLost == "" {
+		c.OnSlotLost = OnSlotLostFail
+	}
 	return &c
 }
 
@@ -111,7 +125,7 @@ func (p *Postgres) Open(ctx context.Context, from change.Checkpoint, state engin
 	err := p.open(ctx, from)
 	if err != nil {
 		p.Close()
-		return fmt.Errorf("source %q: %w", p.name, err)
+		return err // the engine names the source
 	}
 	return nil
 }
@@ -144,6 +158,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 	}
 	types := newTypeRegistry()
+	p.tables, p.types = tables, types
 	for _, t := range tables {
 		var oids []uint32
 		for _, c := range t.Columns {
@@ -177,11 +192,47 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return engine.Permanent(errors.New(f.String()))
 	}
 
+	rconn, err := connectReplication(ctx, p.cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer rconn.Close(context.Background()) // after the snapshot is imported below
+	system, err := identify(ctx, rconn)
+	if err != nil {
+		return err
+	}
+
 	prog, hasProg, err := ReadProgress(p.st)
 	if err != nil {
 		return err
 	}
 	pos, hasPos := from[change.Stream{Source: p.name}]
+	lost, err := p.lostAtOpen(slot, pos, hasPos, system)
+	if err != nil {
+		return err
+	}
+	recovering := lost != nil
+	if recovering {
+		if p.cfg.OnSlotLost != OnSlotLostResnapshot {
+			return engine.Permanent(lost)
+		}
+		p.recovered(lost)
+		if err := dropSlot(ctx, conn, p.cfg.Slot); err != nil {
+			return err
+		}
+		slot = slotInfo{Current: slot.Current, ServerLSN: slot.ServerLSN}
+	} else if slot.Exists && slot.WALStatus == "lost" {
+		// Invalidated before anything was committed: nothing is lost.
+		p.logger.Info("postgres source: replication slot was invalidated before any change was committed; recreating it", "source", p.name, "slot", p.cfg.Slot)
+		if err := dropSlot(ctx, conn, p.cfg.Slot); err != nil {
+			return err
+		}
+		slot = slotInfo{Current: slot.Current, ServerLSN: slot.ServerLSN}
+		recovering = true // quietly: no sink committed anything of it
+	}
+	if err := p.st.Put(systemKey, []byte(system)); err != nil {
+		return err
+	}
 	// Where the sinks are in the snapshot's rows: the stream's position,
 	// or for a copy of tables added later, its own (see doc.go).
 	spos, hasSpos := from[prog.stream(p.name)]
@@ -198,18 +249,19 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	var snapOffset uint64
 	switch {
 	case !slot.Exists:
-		if hasPos || hasProg {
+		if recovering {
+			// Copy every table again, at the new slot's consistent point:
+			// beyond every position the sinks committed, so that each
+			// sink takes the copy whatever its progress.
+			p.stream.hasLast = false
+			hasPos, hasProg = false, false
+		} else if hasPos || hasProg {
 			p.logger.Warn("postgres source: replication slot is missing although this pipeline ran before; changes made while it was missing are lost",
 				"source", p.name, "slot", p.cfg.Slot)
 			p.fresh = hasPos
 			p.stream.hasLast = false
 			hasPos, hasProg = false, false
 		}
-		rconn, err := connectReplication(ctx, p.cfg.DSN)
-		if err != nil {
-			return err
-		}
-		defer rconn.Close(context.Background()) // after the snapshot is imported below
 		res, err := createSlot(ctx, rconn, p.cfg.Slot, wantSnapshot)
 		if err != nil {
 			return err
@@ -217,6 +269,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
 		if err != nil {
 			return fmt.Errorf("create replication slot: consistent point %q: %w", res.ConsistentPoint, err)
+		}
+		if err := saveBound(p.st, cp); err != nil {
+			return err
 		}
 		exported, snapOffset = res.SnapshotName, uint64(cp)-1
 		p.stream.confirm = cp
@@ -238,6 +293,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		lsn, err := pglogrepl.ParseLSN(now)
 		if err != nil {
 			return fmt.Errorf("replication slot %s: position %q: %w", p.cfg.Slot, now, err)
+		}
+		if err := saveBound(p.st, lsn); err != nil {
+			return err
 		}
 		p.stream.confirm = max(p.stream.confirm, lsn)
 		snapOffset = uint64(lsn) - 1
@@ -266,11 +324,16 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 	}
 
+	p.stream.state = p.st
 	p.start = func() {
-		p.wg.Add(2)
+		p.wg.Add(1)
 		p.errc = make(chan error, 1)
 		go func() { defer p.wg.Done(); p.errc <- p.stream.run(p.ctx) }()
-		go func() { defer p.wg.Done(); heartbeat(p.ctx, p.cfg.DSN, p.cfg.Heartbeat, p.logger, p.name) }()
+		if !p.beats {
+			p.beats = true
+			p.wg.Add(1)
+			go func() { defer p.wg.Done(); heartbeat(p.ctx, p.cfg.DSN, p.cfg.Heartbeat, p.logger, p.name) }()
+		}
 	}
 	if !wantSnapshot {
 		p.start()
@@ -409,7 +472,7 @@ func (p *Postgres) Read(ctx context.Context) ([]change.Event, error) {
 			return events, nil
 		}
 		if err != io.EOF {
-			return nil, fmt.Errorf("source %q: %w", p.name, err)
+			return nil, err // the engine names the source
 		}
 		p.snap.close()
 		p.snap = nil
@@ -420,8 +483,22 @@ func (p *Postgres) Read(ctx context.Context) ([]change.Event, error) {
 	case b := <-p.stream.out:
 		return b, nil
 	case err := <-p.errc:
-		p.errc <- err // later Reads fail the same way
-		return nil, fmt.Errorf("source %q: %w", p.name, err)
+		// The streamer has ended: hand out what it pushed before.
+		select {
+		case b := <-p.stream.out:
+			p.errc <- err
+			return b, nil
+		default:
+		}
+		var lost *SlotLost
+		if errors.As(err, &lost) && p.cfg.OnSlotLost == OnSlotLostResnapshot && ctx.Err() == nil {
+			if err := p.resnapshot(ctx, lost); err != nil {
+				return nil, err
+			}
+			return p.Read(ctx)
+		}
+		p.errc <- err   // later Reads fail the same way
+		return nil, err // the engine names the source
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

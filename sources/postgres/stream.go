@@ -43,10 +43,29 @@ type streamer struct {
 	last    change.Position
 	hasLast bool
 
+	// state keeps the bound of idle confirmations (see saveBound); nil
+	// in tests that build a streamer alone.
+	state engine.State
+
 	mu      sync.Mutex
 	confirm pglogrepl.LSN   // the LSN it is safe to confirm (from Ack)
 	acked   change.Position // the frontier Ack reported
 	sent    pglogrepl.LSN   // the LSN last confirmed to the server
+	// ackConfirm is the part of confirm that Ack (not idle) reported;
+	// bound the highest LSN saved with saveBound, at boundAt.
+	ackConfirm pglogrepl.LSN
+	bound      pglogrepl.LSN
+	boundAt    time.Time
+}
+
+// restart points the streamer at a slot created anew at cp (after the
+// old one was lost): it starts there, skipping nothing. The streamer must
+// not be running.
+func (st *streamer) restart(cp pglogrepl.LSN) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.last, st.hasLast = change.Position{}, false
+	st.confirm, st.ackConfirm, st.bound, st.boundAt, st.sent = cp, cp, cp, time.Now(), 0
 }
 
 // ack records the frontier every sink has committed. A whole transaction
@@ -62,6 +81,7 @@ func (st *streamer) ack(p change.Position) {
 	if lsn > st.confirm {
 		st.confirm = lsn
 	}
+	st.ackConfirm = max(st.ackConfirm, lsn)
 	if p.Compare(st.acked) > 0 {
 		st.acked = p
 	}
@@ -280,7 +300,7 @@ func (st *streamer) push(ctx context.Context, conn *pgconn.PgConn, batch []chang
 // Best effort: a restart skips what is committed anyway.
 func (st *streamer) finish(conn *pgconn.PgConn) {
 	conn.Conn().SetReadDeadline(time.Now().Add(2 * time.Second))
-	err := st.sendStatus(conn)
+	err := st.sendStatusNow(conn, true)
 	if err == nil {
 		_, err = pglogrepl.SendStandbyCopyDone(context.Background(), conn)
 	}
@@ -293,8 +313,27 @@ func (st *streamer) finish(conn *pgconn.PgConn) {
 // acknowledged it sends 0, which PostgreSQL ignores: a slot's confirmed
 // position never moves back.
 func (st *streamer) sendStatus(conn *pgconn.PgConn) error {
+	return st.sendStatusNow(conn, false)
+}
+
+// boundEvery is how often at most an idle confirmation past what Ack
+// reported is saved to the state (and so confirmed to the server).
+const boundEvery = time.Second
+
+// sendStatusNow confirms the acknowledged frontier; a confirmation past
+// it (idle) goes out once saved as the bound, at most every boundEvery
+// unless force.
+func (st *streamer) sendStatusNow(conn *pgconn.PgConn, force bool) error {
 	st.mu.Lock()
 	lsn := st.confirm
+	if st.state != nil && lsn > st.ackConfirm && lsn > st.bound {
+		if force || time.Since(st.boundAt) >= boundEvery {
+			if err := saveBound(st.state, lsn); err == nil {
+				st.bound, st.boundAt = lsn, time.Now()
+			}
+		}
+		lsn = min(lsn, max(st.ackConfirm, st.bound))
+	}
 	st.sent = lsn
 	st.mu.Unlock()
 	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), conn, pglogrepl.StandbyStatusUpdate{
@@ -309,6 +348,12 @@ func (st *streamer) sendStatus(conn *pgconn.PgConn) error {
 // it; conditions a reconnect cannot fix are permanent.
 func (st *streamer) replicationError(err error) error {
 	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && isSlotGone(pgErr, st.slot) {
+		st.mu.Lock()
+		acked := st.acked
+		st.mu.Unlock()
+		return engine.Permanent(slotLostFromServer(context.Background(), st.dsn, st.slot, pgErr, acked))
+	}
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "42704": // undefined_object: slot or publication gone
