@@ -119,6 +119,12 @@ func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
 			s.Kafka.Topic = l.cfg.Pipeline.Name + ".{schema}.{table}"
 		}
 		s.Kafka.TLS, s.Kafka.SASL = l.kafkaBlocks(b, spec)
+		for _, nb := range b.Body.Blocks {
+			if nb.Type == "outbox" && l.labels(nb, kafkaOutboxSpec) {
+				s.Kafka.Outbox = &KafkaOutbox{}
+				l.decodeBody(nb, kafkaOutboxSpec, s.Kafka.Outbox)
+			}
+		}
 	case "webhook":
 		s.Webhook = &WebhookSink{}
 		l.decodeBody(b, spec, s.Webhook, s)
@@ -160,6 +166,8 @@ func (l *loader) kafkaBlocks(b *hclsyntax.Block, spec *blockSpec) (*KafkaTLS, *K
 		}
 		seen[nb.Type] = nb.TypeRange
 		switch nb.Type {
+		case "outbox":
+			continue // the sink decodes it (a source has none)
 		case "tls":
 			tls = &KafkaTLS{}
 			l.decodeBody(nb, nested, tls)

@@ -139,6 +139,8 @@ func example(a *attrSpec) string {
 		return "source.NAME"
 	case tWhere:
 		return `"op != 'delete'"`
+	case tExpr:
+		return `"row.payload"`
 	case tSet:
 		return `{ column = "expression" }`
 	case tMask:

@@ -196,6 +196,15 @@ type KafkaSink struct {
 	ReplicationFactor int // for topics it creates; default 1
 	TLS               *KafkaTLS
 	SASL              *KafkaSASL
+	Outbox            *KafkaOutbox
+	Ranges            map[string]hcl.Range
+}
+
+// KafkaOutbox is the Kafka sink's `outbox` block: records routed by
+// expressions over each row.
+type KafkaOutbox struct {
+	Topic, Key, Value *eventexpr.Program // Key nil: no key
+	Headers           []SetColumn
 	Ranges            map[string]hcl.Range
 }
 

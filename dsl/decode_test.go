@@ -70,7 +70,11 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	eq(t, "postgres sink", pgs, &TableSink{DSN: "postgres://127.0.0.1/copy", Table: "users_copy", Key: []string{"id", "email"}, Mode: "update",
 		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "drop_columns", Truncate: "fail"})
 	ks := sinks["out"].Kafka
-	ks.Ranges, ks.SASL.Ranges = nil, nil
+	if o := ks.Outbox; o == nil || o.Topic.Source != "'outbox.' + row.kind" || o.Key.Source != "row.aggregate_id" || o.Value.Source != "row.payload" ||
+		len(o.Headers) != 1 || o.Headers[0].Column != "id" || o.Headers[0].Expr.Source != "string(row.id)" {
+		t.Errorf("kafka sink outbox: %+v", o)
+	}
+	ks.Ranges, ks.SASL.Ranges, ks.Outbox = nil, nil, nil
 	eq(t, "kafka sink", ks, &KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "cdc.{table}", Format: "native", Schemas: true, Key: []string{"id"},
 		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"}})
 	wh := sinks["hook"].Webhook
@@ -134,13 +138,16 @@ func TestEveryAttributeWritten(t *testing.T) {
 			note(`sink "postgres"`, s.Postgres.Ranges)
 		case s.Kafka != nil:
 			note(`sink "kafka"`, s.Kafka.Ranges)
+			if s.Kafka.Outbox != nil {
+				note("outbox", s.Kafka.Outbox.Ranges)
+			}
 		case s.Webhook != nil:
 			note(`sink "webhook"`, s.Webhook.Ranges)
 		case s.File != nil:
 			note(`sink "file"`, s.File.Ranges)
 		}
 	}
-	for _, spec := range append(append([]*blockSpec{transformSpec, kafkaTLSSpec, kafkaSASLSpec}, sourceSpecs...), sinkSpecs...) {
+	for _, spec := range append(append([]*blockSpec{transformSpec, kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec}, sourceSpecs...), sinkSpecs...) {
 		for _, a := range spec.Attrs {
 			if !written[spec.Title()][a.Name] {
 				t.Errorf("every_attribute.hcl does not set %s.%s", spec.Title(), a.Name)
@@ -222,7 +229,7 @@ func TestSpecFieldsExist(t *testing.T) {
 		"pipeline": &Pipeline{}, "variable": &struct{ Default any }{},
 		`source "postgres"`: &PostgresSource{}, `source "kafka"`: &KafkaSource{}, `source "file"`: &FileSource{},
 		"transform": &Transform{}, `sink "mysql"`: &TableSink{}, `sink "postgres"`: &TableSink{}, `sink "kafka"`: &KafkaSink{},
-		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{}, "tls": &KafkaTLS{}, "sasl": &KafkaSASL{},
+		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{}, "tls": &KafkaTLS{}, "sasl": &KafkaSASL{}, "outbox": &KafkaOutbox{},
 		"input": &eventFields{}, "expect": &eventFields{}, "expect_table": &struct {
 			Rows  []change.Row
 			Table string

@@ -28,6 +28,7 @@ const (
 	tHeaders           // a map of string → string (header values are secrets)
 	tRefs              // source.NAME / transform.NAME or a list of them
 	tWhere             // an expression string that must be boolean
+	tExpr              // an expression string of any value
 	tSet               // a map column → expression string
 	tMask              // a map column → mask kind
 	tRename            // a map column → new column name
@@ -48,6 +49,7 @@ var typeNames = map[attrType]string{
 	tHeaders:  "map of strings",
 	tRefs:     "reference or list of references",
 	tWhere:    "expression",
+	tExpr:     "expression",
 	tSet:      "map of expressions",
 	tMask:     "map of mask kinds",
 	tRename:   "map of strings",
@@ -401,6 +403,23 @@ var (
 	}
 )
 
+// kafkaOutboxSpec routes the rows of a transactional-outbox table to
+// topics, keys and values of their own (Debezium's outbox event router).
+var kafkaOutboxSpec = &blockSpec{
+	Type: "outbox",
+	Doc:  "Route the rows of an outbox table (in `sink \"kafka\"`): each inserted or snapshot row becomes one record whose topic, key, value and headers are expressions over the event, as Debezium's outbox event router does; updates and deletes of the table are not routed. Each expression sees what `where` sees (`row`, `after`, `table`, ...). A string result is written as it is, a JSON column as its text, anything else as JSON. `format`, `key`, `topic` and `tombstones` do not apply to routed records; the Debezium defaults are in pipelines/outbox.hcl.",
+	Attrs: []attrSpec{
+		{Name: "topic", Type: tExpr, Required: true, Field: "Topic",
+			Doc: "The record's topic, e.g. `\"'outbox.event.' + row.aggregatetype\"`."},
+		{Name: "key", Type: tExpr, Field: "Key", DefaultDoc: "no key",
+			Doc: "The record's key (so its partition), e.g. `\"row.aggregateid\"`."},
+		{Name: "value", Type: tExpr, Required: true, Field: "Value",
+			Doc: "The record's value, e.g. `\"row.payload\"`."},
+		{Name: "headers", Type: tSet, Field: "Headers",
+			Doc: "More record headers: name → expression, e.g. `{ id = \"row.id\" }`."},
+	},
+}
+
 var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "mysql", Labels: []string{"TYPE", "NAME"},
@@ -417,7 +436,7 @@ var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "kafka", Labels: []string{"TYPE", "NAME"},
 		Doc:    "Produces change events to Kafka topics.",
-		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec},
+		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec},
 		Attrs: []attrSpec{
 			fromAttr("sink"),
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
@@ -522,7 +541,7 @@ func topSpecs() []*blockSpec {
 	specs = append(specs, sourceSpecs...)
 	specs = append(specs, transformSpec)
 	specs = append(specs, sinkSpecs...)
-	specs = append(specs, kafkaTLSSpec, kafkaSASLSpec)
+	specs = append(specs, kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec)
 	specs = append(specs, testSpec)
 	return append(specs, testSpec.Blocks...)
 }

@@ -28,6 +28,8 @@ func (l *loader) value(attr *hclsyntax.Attribute, a *attrSpec) (any, bool) {
 		return refs, ok
 	case tWhere:
 		return l.program(attr.Expr, a.Name, true)
+	case tExpr:
+		return l.program(attr.Expr, a.Name, false)
 	case tSet, tMask, tRename:
 		return l.columnMap(attr.Expr, a)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/dsl/eventexpr"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
@@ -50,6 +51,10 @@ type Sink struct {
 	log       *slog.Logger
 	topicRng  string    // where `topic` is written, for errors
 	extraOpts []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
+	// outbox, when set, routes rows by expressions (see route); eval runs
+	// them.
+	outbox *dsl.KafkaOutbox
+	eval   eventexpr.Evaluator
 
 	cl     *kgo.Client
 	known  map[string]bool // topics that exist
@@ -126,6 +131,7 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		log:      logger.With("sink", s.Name),
 		topicRng: dsl.At(c.Ranges, "topic"),
 	}
+	sk.outbox = c.Outbox
 	if sk.extraOpts, err = kafkaconn.Options(c.TLS, c.SASL); err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
 	}
@@ -260,30 +266,51 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 		if e.Op == change.Mark {
 			continue
 		}
-		topic := render(s.topic, e)
-		if !s.known[topic] {
-			if err := checkTopic(topic); err != nil {
-				return engine.Permanent(fmt.Errorf("%s%s: table %s: %v", s.topicRng, s.label, e.QualifiedTable(), err))
-			}
-			if err := s.ensureTopic(ctx, topic, s.parts, nil); err != nil {
+		if s.outbox != nil {
+			if err := s.route(ctx, e); err != nil {
 				return err
 			}
+			continue
+		}
+		topic := render(s.topic, e)
+		if err := s.ensure(ctx, topic, func(err error) error {
+			return engine.Permanent(fmt.Errorf("%s%s: table %s: %v", s.topicRng, s.label, e.QualifiedTable(), err))
+		}); err != nil {
+			return err
 		}
 		key, err := recordKey(e, s.keyCols)
 		if err != nil {
 			return &engine.RejectError{Event: *e, Err: fmt.Errorf("%s: %v", s.label, err)}
 		}
-		headers := []kgo.RecordHeader{{Key: HeaderSource, Value: []byte(e.Position.Source)}}
-		if e.Position.Partition != "" {
-			headers = append(headers, kgo.RecordHeader{Key: HeaderPartition, Value: []byte(e.Position.Partition)})
-		}
-		headers = append(headers, kgo.RecordHeader{Key: HeaderPosition, Value: []byte(e.Position.String())})
+		headers := positionHeaders(e)
 		s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: s.format.Append(nil, e), Headers: headers}, s.promise)
 		if s.tombs && e.Op == change.Delete {
 			s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Headers: headers}, s.promise)
 		}
 	}
 	return ctx.Err()
+}
+
+// ensure creates topic unless the sink knows it; bad wraps a name Kafka
+// refuses.
+func (s *Sink) ensure(ctx context.Context, topic string, bad func(error) error) error {
+	if s.known[topic] {
+		return nil
+	}
+	if err := checkTopic(topic); err != nil {
+		return bad(err)
+	}
+	return s.ensureTopic(ctx, topic, s.parts, nil)
+}
+
+// positionHeaders are the headers of every record: the event's stream
+// and position.
+func positionHeaders(e *change.Event) []kgo.RecordHeader {
+	headers := []kgo.RecordHeader{{Key: HeaderSource, Value: []byte(e.Position.Source)}}
+	if e.Position.Partition != "" {
+		headers = append(headers, kgo.RecordHeader{Key: HeaderPartition, Value: []byte(e.Position.Partition)})
+	}
+	return append(headers, kgo.RecordHeader{Key: HeaderPosition, Value: []byte(e.Position.String())})
 }
 
 // Flush waits until every record written is acknowledged. With

@@ -108,6 +108,13 @@ sink "kafka" "out" {
     username  = "sluice"
     password  = "pw"
   }
+
+  outbox {
+    topic   = "'outbox.' + row.kind"
+    key     = "row.aggregate_id"
+    value   = "row.payload"
+    headers = { id = "string(row.id)" }
+  }
 }
 
 sink "webhook" "hook" {
