@@ -59,6 +59,48 @@ type Column struct {
 	// snapshot leaves it out too, so that a row reads the same either
 	// way. A target computes it (from Default) or does without.
 	Generated bool
+	// TypeDef describes Type where a target needs more than its name to
+	// recreate it: a domain, an enum, a range or a type an extension
+	// owns (for an array, its element type). nil for a built-in type, or
+	// where the source does not know. Shared by every Relation that has
+	// the same definition; read-only.
+	TypeDef *TypeDef
+}
+
+// TypeKind is what kind of type a TypeDef describes.
+type TypeKind string
+
+// The kinds of TypeDef.
+const (
+	TypeEnum      TypeKind = "enum"      // CREATE TYPE ... AS ENUM (Labels)
+	TypeDomain    TypeKind = "domain"    // CREATE DOMAIN ... AS Base, with Checks
+	TypeRange     TypeKind = "range"     // CREATE TYPE ... AS RANGE (SUBTYPE = Base)
+	TypeExtension TypeKind = "extension" // a type CREATE EXTENSION Extension makes
+	TypeOther     TypeKind = "other"     // a composite or other user type, recreated by no sink
+)
+
+// TypeDef is a source type that is not built in, as a target needs it to
+// create the same type or choose the closest one.
+type TypeDef struct {
+	Kind TypeKind
+	// Schema and Name name the type (the element type of an array).
+	Schema, Name string
+	// Labels are an enum's labels in their sort order.
+	Labels []string
+	// Base is a domain's base type, a range's subtype, as format_type
+	// prints it ("integer", "character varying(40)").
+	Base string
+	// BaseDef describes Base where it is not built in itself (a domain
+	// over an enum).
+	BaseDef *TypeDef
+	// Checks are a domain's CHECK constraints as the source renders them
+	// ("CHECK (VALUE >= 1901 AND VALUE <= 2155)").
+	Checks []string
+	// NotNull and Default are a domain's own NOT NULL and DEFAULT.
+	NotNull bool
+	Default string
+	// Extension is the extension that owns the type (TypeExtension).
+	Extension string
 }
 
 // Relation is a source table's shape. A changed relation (a new column)

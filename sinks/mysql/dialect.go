@@ -24,6 +24,9 @@ type dialect struct {
 	// for byte, as PostgreSQL does, and without padding ("" means
 	// utf8mb4_nopad_bin, MariaDB's; MySQL 8 has utf8mb4_0900_bin).
 	exact string
+	// enums is what a PostgreSQL enum column becomes: "enum" (or "") an
+	// ENUM of its labels, "varchar" a VARCHAR as long as the longest.
+	enums string
 }
 
 var (
@@ -114,7 +117,7 @@ func (dialect) TableOptions() string { return " ENGINE=InnoDB DEFAULT CHARSET=ut
 func (d dialect) ColumnType(t sqltable.SourceType, key bool) string {
 	str := "LONGTEXT"
 	if key {
-		str = d.keyText("VARCHAR(255)") // LONGTEXT cannot be a key
+		str = textKey // LONGTEXT cannot be a key
 	}
 	if t.Array {
 		return "JSON"
@@ -135,6 +138,9 @@ func (d dialect) ColumnType(t sqltable.SourceType, key bool) string {
 	case "character varying":
 		if n, ok := t.Arg(0); ok && n <= 16383 {
 			if key {
+				if n > maxKeyChars {
+					return textKey
+				}
 				return d.keyText(fmt.Sprintf("VARCHAR(%d)", n))
 			}
 			return fmt.Sprintf("VARCHAR(%d)", n)
@@ -186,6 +192,16 @@ func (d dialect) ColumnType(t sqltable.SourceType, key bool) string {
 	}
 	return str // text, money (its text form has a currency sign), enums, domains, inet, xml, unknown
 }
+
+// InnoDB's index limit is 3072 bytes: VARCHAR(768) in utf8mb4, which
+// counts four bytes a character, is the longest text key. A longer one
+// (text, or varchar(n > 768)) is the value's UTF-8 bytes, which compare
+// byte for byte as PostgreSQL's text keys do: VARBINARY(3072) holds
+// every key PostgreSQL's B-tree takes uncompressed (at most 2704 bytes).
+const (
+	maxKeyChars = 768
+	textKey     = "VARBINARY(3072)"
+)
 
 // DECIMAL's limits: 65 digits, 30 of them after the point.
 const (
@@ -244,7 +260,7 @@ func (d dialect) ForServer(ctx context.Context, db *sql.DB) (sqltable.Dialect, e
 	case err != nil:
 		return nil, err
 	}
-	return dialect{exact: name}, nil
+	return dialect{exact: name, enums: d.enums}, nil
 }
 
 // CollationsQuery selects the collation of every text column of a table.

@@ -40,10 +40,12 @@ func TestNumericType(t *testing.T) {
 func TestKeyTypesCompareExactly(t *testing.T) {
 	d := dialect{exact: "utf8mb4_0900_bin"} // as ForServer learns it on MySQL 8
 	for _, c := range []struct{ src, want string }{
-		{"text", "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin"},
+		{"text", "VARBINARY(3072)"},
+		{"character varying(768)", "VARCHAR(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin"},
+		{"character varying(769)", "VARBINARY(3072)"},
 		{"character varying(40)", "VARCHAR(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin"},
 		{"character(3)", "CHAR(3) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"},
-		{"mood", "VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin"},
+		{"mood", "VARBINARY(3072)"}, // a name without its TypeDef
 		{"integer", "INT"},
 		{"bytea", "VARBINARY(255)"},
 	} {
@@ -227,5 +229,41 @@ func TestRefusedNamesAreFatalWithAFix(t *testing.T) {
 	}
 	if h := (dialect{}).Hint(&gomysql.MySQLError{Number: 1213}); h != "" {
 		t.Errorf("deadlock: hint %q, want none", h)
+	}
+}
+
+func TestSourceColumnType(t *testing.T) {
+	rating := &change.TypeDef{Kind: change.TypeEnum, Schema: "public", Name: "mpaa_rating", Labels: []string{"G", "PG-13", "it's"}}
+	year := &change.TypeDef{Kind: change.TypeDomain, Schema: "public", Name: "year", Base: "integer",
+		Checks: []string{"CHECK (((VALUE >= 1901) AND (VALUE <= 2155)))"}}
+	code := &change.TypeDef{Kind: change.TypeDomain, Schema: "public", Name: "code", Base: "text",
+		Checks: []string{"CHECK ((VALUE ~ '^[A-Z]+$'::text))"}}
+	onEnum := &change.TypeDef{Kind: change.TypeDomain, Schema: "public", Name: "r2", Base: "mpaa_rating", BaseDef: rating,
+		Checks: []string{"CHECK ((VALUE <> 'G'::mpaa_rating))"}}
+	for _, c := range []struct {
+		name string
+		d    dialect
+		col  change.Column
+		key  bool
+		want string
+	}{
+		{"enum", dialect{}, change.Column{Name: "r", Type: "mpaa_rating", TypeDef: rating}, false, "ENUM('G', 'PG-13', 'it''s') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"},
+		{"enum as varchar", dialect{enums: "varchar"}, change.Column{Name: "r", Type: "mpaa_rating", TypeDef: rating}, false, "VARCHAR(5)"},
+		{"enum key as varchar", dialect{enums: "varchar"}, change.Column{Name: "r", Type: "mpaa_rating", TypeDef: rating}, true, "VARCHAR(5) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"},
+		{"domain with a CHECK", dialect{}, change.Column{Name: "y", Type: "year", TypeDef: year}, false, "INT CHECK (((`y` >= 1901) AND (`y` <= 2155)))"},
+		{"domain with a regular expression", dialect{}, change.Column{Name: "c", Type: "code", TypeDef: code}, false, "LONGTEXT"},
+		{"domain over an enum", dialect{}, change.Column{Name: "r", Type: "r2", TypeDef: onEnum}, false, "ENUM('G', 'PG-13', 'it''s') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin CHECK ((`r` <> 'G'))"},
+		{"array of an enum", dialect{}, change.Column{Name: "r", Type: "mpaa_rating[]", TypeDef: rating}, false, "JSON"},
+	} {
+		got, ok := c.d.SourceColumnType(c.col, c.key)
+		if !ok {
+			got = c.d.ColumnType(sqltable.ParseSourceType(c.col.Type), c.key)
+		}
+		if got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+	if got := enumLabels("enum('G','it''s','a\\\\b')"); strings.Join(got, "|") != `G|it's|a\b` {
+		t.Errorf("enumLabels: %q", got)
 	}
 }

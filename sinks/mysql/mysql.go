@@ -32,7 +32,7 @@ func New(b engine.Build, s *dsl.Sink) (engine.Sink, error) {
 	}
 	cfg.Logger = driverLog{log.With("sink", s.Name)}
 	tgt := sqltable.Target{
-		Dialect: dialect{},
+		Dialect: dialect{enums: s.MySQL.Enums},
 		Secret:  cfg.Passwd,
 		Connect: func() (*sql.DB, error) {
 			c, err := gomysql.NewConnector(cfg)

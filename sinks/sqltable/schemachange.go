@@ -42,6 +42,9 @@ type ColumnDef struct {
 // keeps the old column (nullable) with the values written before, and
 // gains the new one, filled from then on.
 func (s *Sink) evolve(ctx context.Context, t *table, prev, cur *change.Relation, e *change.Event) error {
+	if err := s.syncLabels(ctx, t, prev, cur); err != nil {
+		return err
+	}
 	key := func(c string) bool { return contains(t.key, c) }
 	type alter struct {
 		col, typ string // typ "" makes col nullable

@@ -172,19 +172,51 @@ func (s *Sink) columnType(e *change.Event, c string, key bool) string {
 	}
 	if e.Relation != nil {
 		if col, ok := e.Relation.Column(c); ok && col.Type != "" {
-			return s.d.ColumnType(ParseSourceType(col.Type), key)
+			return s.sourceColumnType(col, key)
 		}
 	}
 	return s.d.ValueType(e.Row()[c], key)
 }
 
-// createTable creates t from e's row: its columns in the source's order
-// (without a source schema the key first), then computed ones sorted, typed by the documented mapping, the key
-// as primary key, and the reserved columns of the mode.
+// createTable creates t from e's row as CreateStatements says, after
+// the types its columns need (createTypes). The first statement the
+// target takes is run: without the source's defaults and generated
+// columns when the target refuses them.
 func (s *Sink) createTable(ctx context.Context, t *table, e *change.Event) error {
+	if e.Relation != nil {
+		if err := s.createTypes(ctx, e.Relation.Columns); err != nil {
+			return err
+		}
+	}
+	stmts, err := s.createStatements(t, e)
+	if err != nil {
+		return err
+	}
+	i, err := s.ddlFirst(ctx, false, stmts...)
+	if err != nil {
+		return err
+	}
+	if i > 0 {
+		s.log.Warn("the target refused the source's column defaults or generated columns: created the table without them",
+			"table", t.name.String(), "refused", stmts[0])
+	}
+	s.log.Info("created target table", "table", t.name.String(), "source", e.QualifiedTable())
+	return nil
+}
+
+// createStatements returns the CREATE TABLE for t from e's row, and its
+// fallbacks: its columns in the source's order (without a source schema
+// the key first), then computed ones sorted, typed by the documented
+// mapping (sourceColumnType), NOT NULL where the source column is, the
+// source's constant DEFAULTs, generated columns where the dialect can
+// compute them (SourceTypes.GeneratedColumn), the key as primary key,
+// and the reserved columns of the mode. The fallbacks leave out the
+// generated columns, then the defaults too.
+func (s *Sink) createStatements(t *table, e *change.Event) ([]string, error) {
 	row := e.Row()
 	var names []string
 	seen := map[string]bool{}
+	var generated []change.Column
 	if e.Relation == nil {
 		// Without the source's column order, the key comes first.
 		for _, k := range t.key {
@@ -195,9 +227,12 @@ func (s *Sink) createTable(ctx context.Context, t *table, e *change.Event) error
 		}
 	} else {
 		for _, c := range e.Relation.Columns {
-			if _, ok := row[c.Name]; ok {
+			if _, ok := row[c.Name]; ok || c.Generated {
 				names = append(names, c.Name)
 				seen[c.Name] = true
+			}
+			if c.Generated {
+				generated = append(generated, c)
 			}
 		}
 	}
@@ -210,7 +245,7 @@ func (s *Sink) createTable(ctx context.Context, t *table, e *change.Event) error
 	if s.opts.mode != ModeAppend {
 		for _, k := range t.key {
 			if _, ok := row[k]; !ok {
-				return engine.Permanent(fmt.Errorf("%s sink %q: key column %q is not in the rows of %s, so auto_create cannot make it the key of %s: set key = [...] to columns the rows have",
+				return nil, engine.Permanent(fmt.Errorf("%s sink %q: key column %q is not in the rows of %s, so auto_create cannot make it the key of %s: set key = [...] to columns the rows have",
 					s.d.Name(), s.name, k, e.QualifiedTable(), t.name))
 			}
 			isKey[k] = true
@@ -218,23 +253,72 @@ func (s *Sink) createTable(ctx context.Context, t *table, e *change.Event) error
 	}
 	extra, _ := s.extraColumns()
 	names = append(names, extra...)
-	defs := make([]string, 0, len(names)+1)
-	for _, c := range names {
-		def := s.d.Quote(c) + " " + s.columnType(e, c, isKey[c])
-		if isKey[c] {
-			def += " NOT NULL"
+	st, _ := s.d.(SourceTypes)
+	keyTypes := map[string]string{}
+	if kf, ok := s.d.(KeyFitter); ok && len(isKey) > 0 {
+		types := make([]string, len(t.key))
+		for i, k := range t.key {
+			types[i] = s.columnType(e, k, true)
 		}
-		defs = append(defs, def)
+		for i, typ := range kf.FitKey(types) {
+			keyTypes[t.key[i]] = typ
+		}
 	}
-	if len(isKey) > 0 {
-		defs = append(defs, "PRIMARY KEY ("+s.quoteAll(t.key)+")")
+	build := func(withGenerated, withDefaults bool) (string, bool) {
+		defs := make([]string, 0, len(names)+1)
+		changed := false
+		for _, c := range names {
+			var col change.Column
+			if e.Relation != nil {
+				col, _ = e.Relation.Column(c)
+			}
+			if col.Generated {
+				if !withGenerated || st == nil {
+					changed = true
+					continue
+				}
+				clause, ok := st.GeneratedColumn(col)
+				if !ok {
+					continue
+				}
+				defs = append(defs, s.d.Quote(c)+" "+s.columnType(e, c, false)+" "+clause)
+				continue
+			}
+			typ, ok := keyTypes[c]
+			if !ok {
+				typ = s.columnType(e, c, isKey[c])
+			}
+			def := s.d.Quote(c) + " " + typ
+			if isKey[c] || (col.NotNull && s.opts.mode != ModeAppend) {
+				def += " NOT NULL"
+			}
+			if col.Default != "" && s.opts.mode != ModeAppend {
+				if lit, ok := constDefault(s.d, col.Default); ok {
+					if withDefaults {
+						def += " DEFAULT " + lit
+					} else {
+						changed = true
+					}
+				}
+			}
+			defs = append(defs, def)
+		}
+		if len(isKey) > 0 {
+			defs = append(defs, "PRIMARY KEY ("+s.quoteAll(t.key)+")")
+		}
+		return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)%s", t.name.quoted(s.d), strings.Join(defs, ", "), s.d.TableOptions()), changed
 	}
-	ddl := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (%s)%s", t.name.quoted(s.d), strings.Join(defs, ", "), s.d.TableOptions())
-	if err := s.ddl(ctx, false, ddl); err != nil {
-		return err
+	full, _ := build(true, true)
+	stmts := []string{full}
+	if len(generated) > 0 {
+		if noGen, changed := build(false, true); changed {
+			stmts = append(stmts, noGen)
+		}
 	}
-	s.log.Info("created target table", "table", t.name.String(), "source", e.QualifiedTable())
-	return nil
+	if bare, changed := build(false, false); changed && bare != stmts[len(stmts)-1] {
+		stmts = append(stmts, bare)
+	}
+	return stmts, nil
 }
 
 // addColumns handles a schema change: columns of e's row that t lacks.
@@ -252,6 +336,13 @@ func (s *Sink) addColumns(ctx context.Context, t *table, e *change.Event, missin
 			}
 			return engine.Permanent(fmt.Errorf("%s sink %q: %s, which target table %s lacks, and schema_changes = \"fail\": add the column to %s (ALTER TABLE ... ADD COLUMN) or set schema_changes = \"add_columns\"",
 				s.d.Name(), s.name, what, t.name, t.name))
+		}
+		if e.Relation != nil {
+			if col, ok := e.Relation.Column(c); ok {
+				if err := s.createTypes(ctx, []change.Column{col}); err != nil {
+					return err
+				}
+			}
 		}
 		ddl := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", t.name.quoted(s.d), s.d.Quote(c), s.columnType(e, c, false))
 		stmts := []string{ddl}
@@ -295,6 +386,12 @@ var errReplay = fmt.Errorf("the open transaction was rolled back to alter the ta
 // the checkpoint into the altered table: never half a source transaction
 // committed by MySQL's implicit commit.
 func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
+	_, err := s.ddlFirst(ctx, alter, stmts...)
+	return err
+}
+
+// ddlFirst is ddl, also returning the index of the statement that ran.
+func (s *Sink) ddlFirst(ctx context.Context, alter bool, stmts ...string) (int, error) {
 	if s.d.TransactionalDDL() {
 		var err error
 		for i, stmt := range stmts {
@@ -302,19 +399,19 @@ func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
 				// The failed statement aborted the transaction: undo it
 				// alone, keeping the rows written before.
 				if err := s.exec(ctx, "ROLLBACK TO SAVEPOINT sluice_ddl"); err != nil {
-					return err
+					return i, err
 				}
 			}
 			if len(stmts) > 1 {
 				if err := s.exec(ctx, "SAVEPOINT sluice_ddl"); err != nil {
-					return err
+					return i, err
 				}
 			}
 			if err = s.exec(ctx, stmt); err == nil {
-				return nil
+				return i, nil
 			}
 		}
-		return err
+		return 0, err
 	}
 	rolledBack := false
 	if alter && s.dirty {
@@ -324,21 +421,23 @@ func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
 		rolledBack = true
 	}
 	var err error
-	for _, stmt := range stmts {
+	used := 0
+	for i, stmt := range stmts {
 		if _, err = s.db.ExecContext(ctx, stmt); err == nil {
+			used = i
 			break
 		}
 	}
 	if err != nil {
 		if rolledBack {
-			return fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], err)
+			return 0, fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], err)
 		}
-		return &statementError{query: stmts[0], err: err}
+		return 0, &statementError{query: stmts[0], err: err}
 	}
 	if rolledBack {
-		return fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], errReplay)
+		return used, fmt.Errorf("%s sink %q: %s: %w", s.d.Name(), s.name, stmts[0], errReplay)
 	}
-	return nil
+	return used, nil
 }
 
 func (s *Sink) quoteAll(names []string) string {

@@ -69,9 +69,10 @@ type tableColumn struct {
 	TypeMod   int32
 	TypeName  string
 	NotNull   bool
-	Toastable bool   // varlena stored out of line when large (attstorage x or e)
-	Default   string // pg_get_expr of the default (the generation expression when Generated), "" when none
-	Generated bool   // attgenerated = 's'
+	Toastable bool            // varlena stored out of line when large (attstorage x or e)
+	Default   string          // pg_get_expr of the default (the generation expression when Generated), "" when none
+	Generated bool            // attgenerated = 's'
+	TypeDef   *change.TypeDef // a user type's definition (readTypeDefs), nil for built-in ones
 }
 
 func (t *table) qualified() string { return t.Schema + "." + t.Name }
@@ -84,7 +85,7 @@ func (t *table) relation() *change.Relation {
 	r := &change.Relation{Schema: t.Schema, Table: t.Name, Version: 1}
 	for _, c := range t.allColumns() {
 		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: contains(t.PK, c.Name), NotNull: c.NotNull,
-			Default: c.Default, Generated: c.Generated})
+			Default: c.Default, Generated: c.Generated, TypeDef: c.TypeDef})
 	}
 	return r
 }
@@ -287,6 +288,20 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*t
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+	}
+	var oids []uint32
+	for _, c := range t.allColumns() {
+		oids = append(oids, c.TypeOID)
+	}
+	defs, err := readTypeDefs(ctx, conn, oids)
+	if err != nil {
+		return nil, fmt.Errorf("describe table %s: %w", t.qualified(), err)
+	}
+	for i := range t.Columns {
+		t.Columns[i].TypeDef = defs[t.Columns[i].TypeOID]
+	}
+	for i := range t.Generated {
+		t.Generated[i].TypeDef = defs[t.Generated[i].TypeOID]
 	}
 	pk, err := primaryKey(ctx, conn, t.OID)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -64,6 +65,11 @@ type relState struct {
 	// names lists every column: the Changed of inserts and snapshot rows,
 	// one slice shared by all of them (read-only, like every event field).
 	names []string
+	// enums holds the known labels of each enum column (by index in
+	// rel.Columns; see enumSets), nil without enum columns.
+	enums []map[string]struct{}
+	// genOIDs are the type OIDs of the generated columns.
+	genOIDs map[string]uint32
 }
 
 func newDecoder(source string, types *typeRegistry, conn *pgx.Conn) *decoder {
@@ -82,7 +88,12 @@ func (d *decoder) seed(t *table) *relState {
 	}
 	for _, g := range t.Generated {
 		fmt.Fprintf(&sig, "|%s", g.Name)
+		if rs.genOIDs == nil {
+			rs.genOIDs = map[string]uint32{}
+		}
+		rs.genOIDs[g.Name] = g.TypeOID
 	}
+	rs.enums = enumSets(rs.rel)
 	rs.indexColumns()
 	rs.sig = sig.String()
 	rs.names = allNames(rs.rel)
@@ -314,19 +325,19 @@ func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) (
 		if err != nil {
 			return out, err
 		}
-		after, err := d.row(rs, m.Tuple, nil, false)
+		after, err := d.rowFresh(ctx, m.RelationID, &rs, m.Tuple, nil, false)
 		if err != nil {
 			return out, err
 		}
 		return d.emit(out, change.Event{Op: change.Insert, After: after, Key: rs.keyOf(after), Changed: rs.names}, rs)
 	case *pglogrepl.UpdateMessage:
-		return d.update(out, m)
+		return d.update(ctx, out, m)
 	case *pglogrepl.DeleteMessage:
 		rs, err := d.rel(m.RelationID)
 		if err != nil {
 			return out, err
 		}
-		before, err := d.row(rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
 		if err != nil {
 			return out, err
 		}
@@ -438,6 +449,21 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			gen = append(gen, c)
 		}
 	}
+	var defs map[uint32]*change.TypeDef
+	if d.conn != nil {
+		all := slices.Clone(oids)
+		for _, g := range gen {
+			all = append(all, g.TypeOID)
+			if rs.genOIDs == nil {
+				rs.genOIDs = map[string]uint32{}
+			}
+			rs.genOIDs[g.Name] = g.TypeOID
+		}
+		var err error
+		if defs, err = readTypeDefs(ctx, d.conn, all); err != nil {
+			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
+		}
+	}
 	num := int16(0)
 	for i, c := range m.Columns {
 		cc, ok := byName[c.Name]
@@ -445,7 +471,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			num = cc.Num
 		}
 		for len(gen) > 0 && gen[0].Num < num {
-			rs.rel.Columns = append(rs.rel.Columns, gen[0].column())
+			rs.rel.Columns = append(rs.rel.Columns, gen[0].column(defs))
 			gen = gen[1:]
 		}
 		typ := names[i]
@@ -453,10 +479,10 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 			typ = "oid:" + strconv.FormatUint(uint64(c.DataType), 10)
 		}
 		key := cc.Key || (!pk && c.Flags&1 != 0)
-		rs.rel.Columns = append(rs.rel.Columns, change.Column{Name: c.Name, Type: typ, Key: key, Default: cc.Default})
+		rs.rel.Columns = append(rs.rel.Columns, change.Column{Name: c.Name, Type: typ, Key: key, NotNull: cc.NotNull, Default: cc.Default, TypeDef: defs[c.DataType]})
 	}
 	for _, g := range gen {
-		rs.rel.Columns = append(rs.rel.Columns, g.column())
+		rs.rel.Columns = append(rs.rel.Columns, g.column(defs))
 	}
 	if prev != nil { // NOT NULL is not in the message: keep what the catalog said for known columns, and their default
 		for i, c := range rs.rel.Columns {
@@ -467,6 +493,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		}
 	}
 	rs.indexColumns()
+	rs.enums = enumSets(rs.rel)
 	rs.names = allNames(rs.rel)
 	d.rels[m.RelationID] = rs
 	d.byName[q] = rs
@@ -479,19 +506,20 @@ type catalogColumn struct {
 	Num       int16
 	Name      string
 	Type      string
+	TypeOID   uint32
 	Default   string
 	Generated bool
 	Key       bool // part of the primary key
 	NotNull   bool
 }
 
-func (c catalogColumn) column() change.Column {
-	return change.Column{Name: c.Name, Type: c.Type, Key: c.Key, NotNull: c.NotNull, Default: c.Default, Generated: c.Generated}
+func (c catalogColumn) column(defs map[uint32]*change.TypeDef) change.Column {
+	return change.Column{Name: c.Name, Type: c.Type, Key: c.Key, NotNull: c.NotNull, Default: c.Default, Generated: c.Generated, TypeDef: defs[c.TypeOID]}
 }
 
 // catalogColumns reads a table's columns as the catalog shows them now.
 func catalogColumns(ctx context.Context, conn *pgx.Conn, oid uint32) ([]catalogColumn, error) {
-	rows, err := conn.Query(ctx, `SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
+	rows, err := conn.Query(ctx, `SELECT a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, coalesce(pg_get_expr(d.adbin, d.adrelid), ''),
 			a.attgenerated = 's', coalesce(a.attnum = ANY((SELECT i.indkey FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary)::int2[]), false), a.attnotnull
 		FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, oid)
@@ -501,7 +529,7 @@ func catalogColumns(ctx context.Context, conn *pgx.Conn, oid uint32) ([]catalogC
 	var out []catalogColumn
 	for rows.Next() {
 		var c catalogColumn
-		if err := rows.Scan(&c.Num, &c.Name, &c.Type, &c.Default, &c.Generated, &c.Key, &c.NotNull); err != nil {
+		if err := rows.Scan(&c.Num, &c.Name, &c.Type, &c.TypeOID, &c.Default, &c.Generated, &c.Key, &c.NotNull); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -544,6 +572,9 @@ func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, key
 			if err != nil {
 				return nil, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, name, cols[ci].Type, err)
 			}
+			if rs.enums != nil && rs.enums[ci] != nil && unknownLabel(rs.enums[ci], v) {
+				return row, errNewLabel
+			}
 			row[name] = v
 		default:
 			row[name] = bytes.Clone(c.Data)
@@ -552,16 +583,45 @@ func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, key
 	return row, nil
 }
 
-func (d *decoder) update(out []change.Event, m *pglogrepl.UpdateMessage) ([]change.Event, error) {
+// rowFresh decodes a tuple as row does; a value that is an enum label
+// newer than the relation first refreshes it (refreshTypes), and *rs
+// becomes the refreshed relation.
+func (d *decoder) rowFresh(ctx context.Context, id uint32, rs **relState, td *pglogrepl.TupleData, old change.Row, keyOnly bool) (change.Row, error) {
+	row, err := d.row(*rs, td, old, keyOnly)
+	if !errors.Is(err, errNewLabel) {
+		return row, err
+	}
+	if d.conn == nil {
+		(*rs).enums = nil // nothing to refresh from: take the labels as they come
+		return d.row(*rs, td, old, keyOnly)
+	}
+	full, err := d.rowUnchecked(*rs, td, old, keyOnly)
+	if err != nil {
+		return nil, err
+	}
+	if *rs, err = d.refreshTypes(ctx, id, *rs, full); err != nil {
+		return nil, err
+	}
+	return d.row(*rs, td, old, keyOnly)
+}
+
+// rowUnchecked decodes a tuple without checking enum labels.
+func (d *decoder) rowUnchecked(rs *relState, td *pglogrepl.TupleData, old change.Row, keyOnly bool) (change.Row, error) {
+	c := *rs
+	c.enums = nil
+	return d.row(&c, td, old, keyOnly)
+}
+
+func (d *decoder) update(ctx context.Context, out []change.Event, m *pglogrepl.UpdateMessage) ([]change.Event, error) {
 	rs, err := d.rel(m.RelationID)
 	if err != nil {
 		return out, err
 	}
-	before, err := d.row(rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
+	before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
 	if err != nil {
 		return out, err
 	}
-	after, err := d.row(rs, m.NewTuple, before, false)
+	after, err := d.rowFresh(ctx, m.RelationID, &rs, m.NewTuple, before, false)
 	if err != nil {
 		return out, err
 	}

@@ -656,7 +656,7 @@ var cases = []testCase{
 
 // Run runs the conformance suite against tg.
 func Run(t *testing.T, tg Target) {
-	for _, c := range slices.Concat(cases, fidelityCases, exactCases) {
+	for _, c := range slices.Concat(cases, fidelityCases, exactCases, ddlCases) {
 		t.Run(c.name, func(t *testing.T) { c.run(t, tg) })
 	}
 }
