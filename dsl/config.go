@@ -192,8 +192,10 @@ type KafkaSink struct {
 	Key               []string
 	Tombstones        bool
 	ExactlyOnce       bool
-	Partitions        int // for topics it creates; default 1
-	ReplicationFactor int // for topics it creates; default 1
+	Partitions        int           // for topics it creates; default 1
+	ReplicationFactor int           // for topics it creates; default 1
+	Linger            time.Duration // producer linger; default 5ms
+	BatchBytes        int           // producer batch limit; default 1000012
 	TLS               *KafkaTLS
 	SASL              *KafkaSASL
 	Outbox            *KafkaOutbox
@@ -232,6 +234,7 @@ type WebhookSink struct {
 	Secret       Secret
 	Headers      map[string]Secret // header values may hold tokens
 	Batch        int               // default 100
+	MaxBytes     int               // request body limit; 0: none
 	Timeout      time.Duration     // default 5s
 	RetryMax     int               // retry = { max = 8, ... }; default 8
 	RetryBackoff time.Duration     // default 500ms

@@ -76,11 +76,11 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	}
 	ks.Ranges, ks.SASL.Ranges, ks.Outbox = nil, nil, nil
 	eq(t, "kafka sink", ks, &KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "cdc.{table}", Format: "native", Schemas: true, Key: []string{"id"},
-		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"}})
+		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, Linger: 50 * time.Millisecond, BatchBytes: 2097152, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"}})
 	wh := sinks["hook"].Webhook
 	wh.Ranges = nil
 	eq(t, "webhook sink", wh, &WebhookSink{URL: "https://hooks.example.com/users", Secret: "whsec", Headers: map[string]Secret{"Authorization": "Bearer tok", "X-Team": "data"},
-		Batch: 25, Timeout: 90 * time.Second, RetryMax: 3, RetryBackoff: 250 * time.Millisecond, Format: "debezium"})
+		Batch: 25, MaxBytes: 65536, Timeout: 90 * time.Second, RetryMax: 3, RetryBackoff: 250 * time.Millisecond, Format: "debezium"})
 	fs := sinks["audit"].File
 	fs.Ranges = nil
 	eq(t, "file sink", fs, &FileSink{Path: "audit.jsonl", Format: "debezium"})

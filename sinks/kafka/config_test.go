@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"testing"
+	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
@@ -18,6 +19,8 @@ sink "kafka" "events" {
   tombstones   = true
   exactly_once = true
   partitions   = 6
+  linger       = "40ms"
+  batch_bytes  = 262144
 }
 `), nil)
 	if diags.HasErrors() {
@@ -28,7 +31,7 @@ sink "kafka" "events" {
 		t.Fatal(err)
 	}
 	if s.topic != "shop.{schema}.{table}" || s.format.Name() != "debezium" || !s.tombs || s.parts != 6 || s.repl != 1 ||
-		s.txnID != "sluice.shop.events" || s.ckptKey != "shop/events/" {
+		s.txnID != "sluice.shop.events" || s.ckptKey != "shop/events/" || s.linger != 40*time.Millisecond || s.batchBytes != 262144 {
 		t.Fatalf("sink built from HCL: %+v", s)
 	}
 }

@@ -51,6 +51,10 @@ type Sink struct {
 	log       *slog.Logger
 	topicRng  string    // where `topic` is written, for errors
 	extraOpts []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
+	// linger and batchBytes are the producer's batching (linger,
+	// batch_bytes).
+	linger     time.Duration
+	batchBytes int32
 	// outbox, when set, routes rows by expressions (see route); eval runs
 	// them.
 	outbox *dsl.KafkaOutbox
@@ -132,6 +136,13 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		topicRng: dsl.At(c.Ranges, "topic"),
 	}
 	sk.outbox = c.Outbox
+	sk.linger, sk.batchBytes = 5*time.Millisecond, int32(1000012)
+	if c.Linger > 0 {
+		sk.linger = c.Linger
+	}
+	if c.BatchBytes > 0 {
+		sk.batchBytes = int32(min(c.BatchBytes, 1<<30))
+	}
 	if sk.extraOpts, err = kafkaconn.Options(c.TLS, c.SASL); err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
 	}
@@ -153,7 +164,8 @@ func (s *Sink) Open(ctx context.Context, saved []byte) (change.Checkpoint, error
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.brokers...),
 		kgo.MaxBufferedRecords(maxBuffered),
-		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerLinger(s.linger),
+		kgo.ProducerBatchMaxBytes(s.batchBytes),
 	}
 	if s.txnID != "" {
 		opts = append(opts, kgo.TransactionalID(s.txnID), kgo.TransactionTimeout(time.Minute))

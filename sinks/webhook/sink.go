@@ -47,12 +47,17 @@ type Sink struct {
 	secret  []byte
 	headers map[string]dsl.Secret
 	batch   int
-	timeout time.Duration
-	retries int
-	backoff time.Duration
-	format  format.Format
-	client  *http.Client
-	log     *slog.Logger
+	// maxBytes bounds a request body (max_bytes; 0: no bound); pendingBytes
+	// is pending's encoded size then, scratch the buffer that measures it.
+	maxBytes     int
+	pendingBytes int
+	scratch      []byte
+	timeout      time.Duration
+	retries      int
+	backoff      time.Duration
+	format       format.Format
+	client       *http.Client
+	log          *slog.Logger
 
 	pending []change.Event // written, not yet delivered; at most batch
 	body    []byte         // reused request body buffer
@@ -93,19 +98,20 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		pipeline = b.Config.Pipeline.Name
 	}
 	sk := &Sink{
-		name:    pipeline + "." + s.Name,
-		label:   label,
-		url:     c.URL,
-		display: u.Scheme + "://" + u.Host + u.Path,
-		secret:  []byte(c.Secret.Reveal()),
-		headers: c.Headers,
-		batch:   orDefault(c.Batch, 100),
-		timeout: orDefault(c.Timeout, 5*time.Second),
-		retries: max(c.RetryMax, 0),
-		backoff: orDefault(c.RetryBackoff, 500*time.Millisecond),
-		format:  f,
-		log:     logger.With("sink", s.Name),
-		sleep:   sleepCtx,
+		name:     pipeline + "." + s.Name,
+		label:    label,
+		url:      c.URL,
+		display:  u.Scheme + "://" + u.Host + u.Path,
+		secret:   []byte(c.Secret.Reveal()),
+		headers:  c.Headers,
+		batch:    orDefault(c.Batch, 100),
+		maxBytes: c.MaxBytes,
+		timeout:  orDefault(c.Timeout, 5*time.Second),
+		retries:  max(c.RetryMax, 0),
+		backoff:  orDefault(c.RetryBackoff, 500*time.Millisecond),
+		format:   f,
+		log:      logger.With("sink", s.Name),
+		sleep:    sleepCtx,
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
@@ -149,7 +155,19 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 		if events[i].Op == change.Mark {
 			continue
 		}
+		size := 0
+		if s.maxBytes > 0 {
+			s.scratch = s.format.Append(s.scratch[:0], &events[i])
+			size = len(s.scratch) + 1 // and a comma
+			if len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {
+				if err := s.drain(ctx, earlier); err != nil {
+					return err
+				}
+				earlier = 0
+			}
+		}
 		s.pending = append(s.pending, events[i])
+		s.pendingBytes += size
 		if len(s.pending) < s.batch {
 			continue
 		}
@@ -178,7 +196,7 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 
 // Close releases idle connections. Queued events are dropped.
 func (s *Sink) Close() error {
-	s.pending = nil
+	s.pending, s.pendingBytes = nil, 0
 	s.client.CloseIdleConnections()
 	return nil
 }
@@ -190,7 +208,7 @@ func (s *Sink) drain(ctx context.Context, earlier int) error {
 	r, err := s.deliverIsolating(ctx, s.pending)
 	if r < 0 {
 		if err == nil {
-			s.pending = s.pending[:0]
+			s.pending, s.pendingBytes = s.pending[:0], 0
 		}
 		return err
 	}
@@ -201,6 +219,13 @@ func (s *Sink) drain(ctx context.Context, earlier int) error {
 	}
 	clear(s.pending[keep:])
 	s.pending = s.pending[:keep]
+	s.pendingBytes = 0
+	if s.maxBytes > 0 {
+		for i := range s.pending {
+			s.scratch = s.format.Append(s.scratch[:0], &s.pending[i])
+			s.pendingBytes += len(s.scratch) + 1
+		}
+	}
 	return &engine.RejectError{Event: rejected, Err: err}
 }
 

@@ -461,3 +461,42 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
 }
+
+// TestMaxBytesCutsBatches: with max_bytes, a batch is sent before its
+// body would grow past the limit, every body stays within it but for a
+// single larger event, and every event arrives once, in order.
+func TestMaxBytesCutsBatches(t *testing.T) {
+	rc := newReceiver(t, ok)
+	b := sinkBlock(rc.srv.URL)
+	b.Webhook.Batch, b.Webhook.MaxBytes = 100, 700
+	s := opened(t, b)
+	ctx := context.Background()
+	all := events(0, 30)
+	big := events(30, 1)
+	big[0].After = change.Row{"id": int64(30), "email": strings.Repeat("x", 2000)}
+	if err := s.Write(ctx, append(all, big...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Flush(ctx, change.Checkpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := rc.requests()
+	var ids []int64
+	for i, r := range reqs {
+		got := decodeBatch(t, r.body)
+		if len(r.body) > 700 && len(got) > 1 {
+			t.Errorf("request %d: %d bytes for %d events, over max_bytes 700", i, len(r.body), len(got))
+		}
+		ids = append(ids, got...)
+	}
+	if len(reqs) < 4 {
+		t.Errorf("%d requests for 31 events of about 100 bytes under max_bytes 700: the limit did not cut the batch of 100", len(reqs))
+	}
+	want := make([]int64, 31)
+	for i := range want {
+		want[i] = int64(i)
+	}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("delivered %v, want 0..30 once each in order", ids)
+	}
+}

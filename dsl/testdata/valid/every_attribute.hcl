@@ -10,11 +10,11 @@ variable "brokers" { default = "127.0.0.1:9092" }
 variable "batch" { default = 50 }
 
 source "postgres" "pg" {
-  dsn         = env("SOURCE_DSN")
-  tables      = ["public.users", "shop.*"]
-  slot        = "every_slot"
-  publication = "every_pub"
-  snapshot    = "never"
+  dsn          = env("SOURCE_DSN")
+  tables       = ["public.users", "shop.*"]
+  slot         = "every_slot"
+  publication  = "every_pub"
+  snapshot     = "never"
   exclude      = ["public.users.password"]
   heartbeat    = "2s"
   on_slot_lost = "resnapshot"
@@ -102,6 +102,8 @@ sink "kafka" "out" {
   exactly_once       = true
   partitions         = 6
   replication_factor = 3
+  linger             = "50ms"
+  batch_bytes        = 2097152
 
   sasl {
     mechanism = "scram-sha-512"
@@ -118,14 +120,15 @@ sink "kafka" "out" {
 }
 
 sink "webhook" "hook" {
-  from    = transform.clean
-  url     = "https://hooks.example.com/users"
-  secret  = env("WEBHOOK_SECRET")
-  headers = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
-  batch   = 25
-  timeout = "1m30s"
-  retry   = { max = 3, backoff = "250ms" }
-  format  = "debezium"
+  from      = transform.clean
+  url       = "https://hooks.example.com/users"
+  secret    = env("WEBHOOK_SECRET")
+  headers   = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
+  batch     = 25
+  max_bytes = 65536
+  timeout   = "1m30s"
+  retry     = { max = 3, backoff = "250ms" }
+  format    = "debezium"
 }
 
 sink "file" "audit" {
