@@ -256,3 +256,37 @@ func (dialect) FitKey(types []string) []string {
 	}
 	return out
 }
+
+var _ sqltable.TypeComparer = dialect{}
+
+var (
+	intWidth   = regexp.MustCompile(`^(tinyint|smallint|mediumint|int|bigint)\([0-9]+\)`)
+	typeTail   = regexp.MustCompile(`(?i) (character set|collate) [a-z0-9_]+`)
+	collateArg = regexp.MustCompile(`(?i) collate ([a-z0-9_]+)`)
+)
+
+// SameType reads COLUMN_TYPE as ColumnType writes types: integers
+// without display width, BOOLEAN as tinyint(1), JSON as MariaDB's
+// longtext, ENUM labels compared exactly; a collation ColumnType names
+// must be the column's.
+func (dialect) SameType(want string, def sqltable.ColumnDef) bool {
+	if m := collateArg.FindStringSubmatch(want); m != nil && (!def.Collation.Valid || !strings.EqualFold(def.Collation.String, m[1])) {
+		return false
+	}
+	if i := strings.Index(want, " CHECK "); i >= 0 {
+		want = want[:i]
+	}
+	want = strings.ReplaceAll(typeTail.ReplaceAllString(want, ""), "', '", "','")
+	have := intWidth.ReplaceAllString(strings.ToLower(def.Type), "$1")
+	name, rest, _ := strings.Cut(want, "(")
+	hname, hrest, _ := strings.Cut(have, "(")
+	switch w := strings.ToLower(want); {
+	case w == "boolean":
+		return have == "tinyint(1)"
+	case w == "json":
+		return have == "json" || have == "longtext"
+	case strings.EqualFold(name, "enum"):
+		return hname == "enum" && rest == def.Type[strings.IndexByte(def.Type, '(')+1:]
+	}
+	return strings.EqualFold(name, hname) && strings.EqualFold(rest, hrest)
+}
