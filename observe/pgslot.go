@@ -188,7 +188,7 @@ func CheckSlots(ctx context.Context, cfg *dsl.Config, st state.Status) error {
 		if err != nil || w.Exists {
 			continue
 		}
-		return fmt.Errorf("source %q: %w: slot %q does not exist, but the state file %s says sinks committed changes read through it (%v); it was dropped behind sluice's back, and the changes since are gone from the server. To start over with a new snapshot run `sluice drop FILE` and then `sluice run FILE` again (targets are kept)",
+		return fmt.Errorf("source %q: %w: slot %q does not exist, but the state file %s says sinks committed changes read through it (%v); it was dropped behind sluice's back, and the changes since are gone from the server. To start over with a new snapshot run `sluice drop FILE` and then `sluice run FILE` again (targets are kept), or set on_slot_lost = \"resnapshot\" on the source to have sluice recreate the slot and copy the tables again by itself",
 			s.Name, ErrSlotLost, w.Slot, st.Path, committed)
 	}
 	return nil

@@ -270,12 +270,60 @@ func TestResnapshotWhenSlotLost(t *testing.T) {
 	default:
 	}
 	waitRows(t, read, dsn, conn, run)
-	if v := metric(t, scrape(t, addr), `sluice_slot_recoveries_total{source="app"}`); v != 1 {
+	m := scrape(t, addr)
+	if v := metric(t, m, `sluice_slot_recoveries_total{source="app"}`); v != 1 {
 		t.Errorf("sluice_slot_recoveries_total = %v, want 1", v)
+	}
+	if v := metric(t, m, `sluice_source_slot_safe_wal_bytes{slot="sluice_lost",source="app"}`); v <= 0 || v > 48<<20 {
+		t.Errorf("sluice_source_slot_safe_wal_bytes = %v, want bytes in (0, 48 MiB] on the recreated slot", v)
 	}
 	logs := run.out.String()
 	if !strings.Contains(logs, "replication slot lost") || !strings.Contains(logs, `"slot":"sluice_lost"`) || !strings.Contains(logs, `"lost_from":`) {
 		t.Errorf("no warning naming the slot and the lost range:\n%s", logs)
 	}
 	run.stop(t)
+}
+
+// TestValidateLiveWarnsAboutWALRetention: `validate --live` warns when
+// max_slot_wal_keep_size is -1 (the WAL may fill the disk), and when it is
+// small against what the slot already retains.
+func TestValidateLiveWarnsAboutWALRetention(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		limited bool
+		want    string
+	}{
+		{"unlimited", false, "max_slot_wal_keep_size is -1 (unlimited)"},
+		{"small", true, "max_slot_wal_keep_size is 16 MB, and replication slot sluice_lost already retains"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var cl *pgtest.Cluster
+			if c.limited {
+				cl = startLimitedCluster(t)
+			} else {
+				cl = startCluster(t)
+			}
+			dsn := cl.CreateDB(t)
+			conn, err := pgx.Connect(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(context.Background())
+			smallItems(t, conn)
+			if c.limited {
+				// A slot behind by a WAL segment or more.
+				if _, err := conn.Exec(context.Background(), `SELECT pg_create_logical_replication_slot('sluice_lost', 'pgoutput')`); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.Exec(context.Background(), `INSERT INTO items SELECT g, repeat('x', 500) FROM generate_series(100000, 120000) g`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			file := lostPipeline(t, t.TempDir(), dsn, "", "")
+			code, stdout, stderr := runCLI(t, "validate", "--live", file)
+			if code != exitOK || !strings.Contains(stderr, "warning: "+c.want) && !strings.Contains(stderr, c.want) {
+				t.Fatalf("validate --live: exit %d, want 0 and a warning %q\n%s%s", code, c.want, stdout, stderr)
+			}
+		})
+	}
 }

@@ -182,6 +182,30 @@
 // confirmed as well (no captured change lies before it): that also lets
 // a PostgreSQL fast shutdown, which waits for the client to confirm what
 // it was sent, finish. While sinks lag, such a shutdown waits for them.
+// Such an idle confirmation past every acknowledged position is saved to
+// the state (the bound, at most once a second) before it is sent, so that
+// a slot whose confirmed_flush_lsn lies beyond both is known to be
+// someone else's.
+//
+// # A lost slot
+//
+// Open, and each reconnect, recognise a slot that can no longer serve
+// what follows the sinks' committed position: missing (dropped),
+// invalidated (wal_status = lost, max_slot_wal_keep_size; while
+// streaming, PostgreSQL's "cannot read from logical replication slot"),
+// recreated (confirmed_flush_lsn beyond the bound), or on another server
+// (IDENTIFY_SYSTEM's systemid differs from the one kept in the state).
+// With on_slot_lost = "fail" (the default) that is a permanent *SlotLost
+// (ErrSlotLost, engine.ErrPositionLost) naming the slot, the cause, the
+// lost range and the recovery. With "resnapshot" the source drops the
+// slot, creates it again and copies every table in the new slot's
+// exported snapshot, numbered at its consistent point − 1 in the stream's
+// own partition: beyond every position any sink committed, so every sink
+// takes the whole copy, and after every event handed out before (a loss
+// while streaming is handled by Read once the streamer has ended and its
+// last batches are handed out). It is counted through
+// engine.RecoveryObserver. Rows deleted while the slot was lost stay in
+// upsert targets.
 //
 // A lost connection or a server restart reconnects with backoff (100ms
 // doubling to 5s) and restarts replication at the transaction of the

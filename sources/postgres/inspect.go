@@ -274,7 +274,7 @@ func CheckRetention(ctx context.Context, cfg *dsl.PostgresSource) []Finding {
 func walRetention(ctx context.Context, conn *pgx.Conn, slot string) []Finding {
 	var keepMB int64
 	var retained *int64
-	err := conn.QueryRow(ctx, `SELECT current_setting('max_slot_wal_keep_size')::text::bigint,
+	err := conn.QueryRow(ctx, `SELECT (SELECT setting::bigint FROM pg_settings WHERE name = 'max_slot_wal_keep_size'), -- in MB
 		(SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1)`, slot).Scan(&keepMB, &retained)
 	if err != nil {
 		return nil // before PostgreSQL 13: no such setting

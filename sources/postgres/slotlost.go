@@ -255,6 +255,12 @@ func (p *Postgres) resnapshot(ctx context.Context, lost *SlotLost) error {
 	if err != nil {
 		return fmt.Errorf("create replication slot: consistent point %q: %w", res.ConsistentPoint, err)
 	}
+	p.stream.mu.Lock()
+	acked := p.stream.acked
+	p.stream.mu.Unlock()
+	if acked.Partition == "" && uint64(cp)-1 <= acked.Offset && acked != (change.Position{}) {
+		return errBehind(p.cfg.Slot, cp, acked)
+	}
 	if err := saveBound(p.st, cp); err != nil {
 		return err
 	}
@@ -285,4 +291,52 @@ func (p *Postgres) resnapshot(ctx context.Context, lost *SlotLost) error {
 	p.snap = snap
 	p.logger.Info("postgres source: snapshot after the slot was lost", "source", p.name, "tables", len(p.tables), "offset", prog.Offset)
 	return nil
+}
+
+// checkSlot runs before each START_REPLICATION: a reconnect that finds
+// another server (a failover), or the slot dropped, invalidated or
+// recreated beyond what this source confirmed, is a lost slot; PostgreSQL
+// would otherwise start a recreated slot at its own position and skip
+// what lies in between without a word.
+func (st *streamer) checkSlot(ctx context.Context, rconn *pgconn.PgConn, conn *pgx.Conn) error {
+	st.mu.Lock()
+	acked, mine := st.acked, max(st.confirm, st.bound, st.sent)
+	st.mu.Unlock()
+	var from pglogrepl.LSN
+	if acked != (change.Position{}) {
+		from = ackLSN(acked)
+	}
+	if st.system != "" {
+		system, err := identify(ctx, rconn)
+		if err != nil {
+			return err
+		}
+		if system != st.system {
+			return engine.Permanent(&SlotLost{Slot: st.slot, From: from,
+				Cause: fmt.Sprintf("is on another server: after a reconnect, PostgreSQL has system identifier %s, and this pipeline streamed from %s (failed over, or restored from a backup): the positions the sinks committed do not exist on it", system, st.system)})
+		}
+	}
+	s, err := readSlot(ctx, conn, st.slot)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !s.Exists:
+		return engine.Permanent(&SlotLost{Slot: st.slot, From: from, To: s.ServerLSN, Cause: "was dropped while sluice streamed from it"})
+	case s.WALStatus == "lost":
+		return engine.Permanent(&SlotLost{Slot: st.slot, From: from, To: s.ServerLSN,
+			Cause: "was invalidated: pg_replication_slots.wal_status = lost, the WAL it needed was removed because the slot fell more than max_slot_wal_keep_size behind"})
+	case s.Confirmed > mine:
+		return engine.Permanent(&SlotLost{Slot: st.slot, From: from, To: s.Confirmed,
+			Cause: fmt.Sprintf("was recreated behind sluice's back: its confirmed_flush_lsn %s is beyond anything this pipeline confirmed (%s)", s.Confirmed, mine)})
+	}
+	return nil
+}
+
+// errBehind is the error of a recovery whose new slot starts before what
+// the sinks committed (another server, restored from an older backup):
+// the copy would sort before what they hold, and they would skip it.
+func errBehind(slot string, cp pglogrepl.LSN, committed change.Position) error {
+	return engine.Permanent(&SlotLost{Slot: slot, From: ackLSN(committed),
+		Cause: fmt.Sprintf("cannot be recovered by copying the tables again: the new slot starts at %s, before what the sinks committed, so they would skip the copy (a server restored from an older backup?)", cp)})
 }

@@ -212,6 +212,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return err
 	}
 	recovering := lost != nil
+	lostPos, hasLostPos := pos, hasPos
 	if recovering {
 		if p.cfg.OnSlotLost != OnSlotLostResnapshot {
 			return engine.Permanent(lost)
@@ -270,6 +271,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		if err != nil {
 			return fmt.Errorf("create replication slot: consistent point %q: %w", res.ConsistentPoint, err)
 		}
+		if lost != nil && hasLostPos && uint64(cp)-1 <= lostPos.Offset {
+			return errBehind(p.cfg.Slot, cp, lostPos)
+		}
 		if err := saveBound(p.st, cp); err != nil {
 			return err
 		}
@@ -324,7 +328,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 	}
 
-	p.stream.state = p.st
+	p.stream.state, p.stream.system = p.st, system
 	p.start = func() {
 		p.wg.Add(1)
 		p.errc = make(chan error, 1)

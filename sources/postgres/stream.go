@@ -46,6 +46,9 @@ type streamer struct {
 	// state keeps the bound of idle confirmations (see saveBound); nil
 	// in tests that build a streamer alone.
 	state engine.State
+	// system is the server's system identifier at Open ("": unchecked):
+	// a reconnect to another server (a failover) is a lost slot.
+	system string
 
 	mu      sync.Mutex
 	confirm pglogrepl.LSN   // the LSN it is safe to confirm (from Ack)
@@ -155,6 +158,9 @@ func (st *streamer) session(ctx context.Context) error {
 		return err
 	}
 	defer aux.Close(context.Background())
+	if err := st.checkSlot(ctx, conn, aux); err != nil {
+		return err
+	}
 	st.dec.conn = aux
 	st.dec.inTx = false
 
