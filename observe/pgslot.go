@@ -70,8 +70,8 @@ func Slot(ctx context.Context, pipeline string, src *dsl.PostgresSource) (WAL, e
 	err = conn.QueryRow(ctx, `SELECT active, confirmed_flush_lsn::text, restart_lsn::text,
 		pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
 		pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint,
-		wal_status, safe_wal_size
-		FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&w.Active, &confirmed, &restart, &lag, &retained, &walStatus, &w.SafeWALSize)
+		to_jsonb(s)->>'wal_status', (to_jsonb(s)->>'safe_wal_size')::bigint -- PostgreSQL 13+
+		FROM pg_replication_slots s WHERE slot_name = $1`, cfg.Slot).Scan(&w.Active, &confirmed, &restart, &lag, &retained, &walStatus, &w.SafeWALSize)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, nil
 	}

@@ -207,6 +207,13 @@ func TestResnapshotWhenSlotLost(t *testing.T) {
 	smallItems(t, conn)
 	dir := t.TempDir()
 	file := lostPipeline(t, dir, dsn, "  on_slot_lost = \"resnapshot\"\n", "")
+	appendLog := filepath.Join(dir, "changes.jsonl")
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\nsink \"file\" \"log\" {\n  from = source.app\n  path = %q\n}\n", appendLog)
+	f.Close()
 	read := targetReader(t, "postgres", dsn, "tgt.items")
 	addr := freeAddr(t)
 
@@ -277,11 +284,57 @@ func TestResnapshotWhenSlotLost(t *testing.T) {
 	if v := metric(t, m, `sluice_source_slot_safe_wal_bytes{slot="sluice_lost",source="app"}`); v <= 0 || v > 48<<20 {
 		t.Errorf("sluice_source_slot_safe_wal_bytes = %v, want bytes in (0, 48 MiB] on the recreated slot", v)
 	}
+	run.stop(t)
+	checkAppendAfterRecovery(t, appendLog)
 	logs := run.out.String()
 	if !strings.Contains(logs, "replication slot lost") || !strings.Contains(logs, `"slot":"sluice_lost"`) || !strings.Contains(logs, `"lost_from":`) {
 		t.Errorf("no warning naming the slot and the lost range:\n%s", logs)
 	}
-	run.stop(t)
+}
+
+// checkAppendAfterRecovery reads an append (file) sink's output: every
+// event once, positions strictly increasing, two snapshots (the initial
+// one of 2000 rows, then the copy after the recovery, of every row there
+// was), streamed changes before and after the copy.
+func checkAppendAfterRecovery(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastOff, lastIdx uint64
+	snapshots := map[uint64]int{} // offset → snapshot rows
+	var order []uint64
+	streamedAfterCopy := 0
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var e struct {
+			Op       string `json:"op"`
+			Position string `json:"position"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %d: %v: %s", i+1, err, line)
+		}
+		var off, idx uint64
+		if _, err := fmt.Sscanf(e.Position, "%d.%d", &off, &idx); err != nil {
+			t.Fatalf("line %d: position %q: %v", i+1, e.Position, err)
+		}
+		if i > 0 && (off < lastOff || off == lastOff && idx <= lastIdx) {
+			t.Fatalf("line %d: position %s after %d.%d: an event repeated or out of order", i+1, e.Position, lastOff, lastIdx)
+		}
+		lastOff, lastIdx = off, idx
+		switch {
+		case e.Op == "snapshot":
+			if snapshots[off] == 0 {
+				order = append(order, off)
+			}
+			snapshots[off]++
+		case len(order) == 2:
+			streamedAfterCopy++
+		}
+	}
+	if len(order) != 2 || snapshots[order[0]] != 2000 || snapshots[order[1]] < 2000 || streamedAfterCopy == 0 {
+		t.Fatalf("append sink: snapshots %v (in order %v), %d changes after the copy; want the initial 2000 rows, then a copy of at least 2000, then streamed changes", snapshots, order, streamedAfterCopy)
+	}
 }
 
 // TestValidateLiveWarnsAboutWALRetention: `validate --live` warns when

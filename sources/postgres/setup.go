@@ -300,8 +300,8 @@ func readSlot(ctx context.Context, conn *pgx.Conn, slot string) (slotInfo, error
 	var name, plugin, db, confirmed, walStatus *string
 	var server string
 	err := conn.QueryRow(ctx, `SELECT current_database(), slot_name::text, plugin::text, database::text, active_pid, confirmed_flush_lsn::text,
-		wal_status, pg_current_wal_lsn()::text
-		FROM (SELECT 1) one LEFT JOIN pg_replication_slots ON slot_name = $1`, slot).Scan(&s.Current, &name, &plugin, &db, &pid, &confirmed, &walStatus, &server)
+		to_jsonb(s)->>'wal_status', pg_current_wal_lsn()::text -- wal_status: PostgreSQL 13+
+		FROM (SELECT 1) one LEFT JOIN pg_replication_slots s ON slot_name = $1`, slot).Scan(&s.Current, &name, &plugin, &db, &pid, &confirmed, &walStatus, &server)
 	if err != nil {
 		return s, fmt.Errorf("read replication slot %s: %w", slot, err)
 	}
