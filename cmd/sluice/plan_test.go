@@ -207,6 +207,7 @@ sink "mysql" "my" {
 	if code != exitOK {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, stderr)
 	}
+	t.Logf("plan of the drifted targets:\n%s", stdout)
 	for _, want := range []string{
 		`sink "pg" (postgres):`, "public.films -> films: exists",
 		"~ column copies: default none, 3 at the source",

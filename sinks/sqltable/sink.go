@@ -60,6 +60,9 @@ type Sink struct {
 	// the next Open every Write and Flush returns it, so that nothing is
 	// written into a fresh transaction as if the lost rows were there.
 	lost error
+	// baseDomains are the source domains (schema.name) the target refused
+	// to create: their columns get the domain's base type (typeddl.go).
+	baseDomains map[string]bool
 }
 
 var (

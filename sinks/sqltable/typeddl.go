@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -69,6 +70,13 @@ func enumDef(c change.Column) *change.TypeDef {
 
 // sourceColumnType is the target type of source column c.
 func (s *Sink) sourceColumnType(c change.Column, key bool) string {
+	if td := c.TypeDef; td != nil && td.Kind == change.TypeDomain && s.baseDomains[td.Schema+"."+td.Name] {
+		base := change.Column{Name: c.Name, Type: td.Base, TypeDef: td.BaseDef}
+		if ParseSourceType(c.Type).Array {
+			base.Type += "[]"
+		}
+		return s.sourceColumnType(base, key)
+	}
 	if st, ok := s.d.(SourceTypes); ok {
 		if typ, ok := st.SourceColumnType(c, key); ok {
 			return typ
@@ -106,16 +114,35 @@ func (s *Sink) typeStatements(ctx context.Context, q Querier, cols []change.Colu
 // before the table that uses them: PostgreSQL lets a transaction use an
 // enum label only once the label is committed, unless the enum was
 // created by that transaction, and later labels are added the same way.
+// A domain the target refuses to create (a CHECK calling a function it
+// lacks, no CREATE privilege on the schema) is replaced by its base type
+// in the columns of this sink, with a warning.
 func (s *Sink) createTypes(ctx context.Context, cols []change.Column) error {
-	stmts, err := s.typeStatements(ctx, s.tx, cols)
-	if err != nil {
-		return err
-	}
-	for _, stmt := range stmts {
-		if _, err := s.db.ExecContext(ctx, stmt); err != nil {
-			return &statementError{query: stmt, err: err}
+	done := map[string]bool{}
+	for _, c := range cols {
+		stmts, err := s.typeStatements(ctx, s.tx, []change.Column{c})
+		if err != nil {
+			return err
 		}
-		s.log.Info("created type on the target", "statement", stmt)
+		for _, stmt := range stmts {
+			if done[stmt] {
+				continue
+			}
+			done[stmt] = true
+			if _, err := s.db.ExecContext(ctx, stmt); err != nil {
+				if td := c.TypeDef; td != nil && td.Kind == change.TypeDomain && strings.HasPrefix(stmt, "CREATE DOMAIN") {
+					if s.baseDomains == nil {
+						s.baseDomains = map[string]bool{}
+					}
+					s.baseDomains[td.Schema+"."+td.Name] = true
+					s.log.Warn("the target refused to create the source's domain: its columns get the base type, without the domain's constraints",
+						"domain", td.Schema+"."+td.Name, "base", td.Base, "column", c.Name, "statement", stmt, "error", s.redact(err).Error())
+					break
+				}
+				return &statementError{query: stmt, err: err}
+			}
+			s.log.Info("created type on the target", "statement", stmt)
+		}
 	}
 	return nil
 }

@@ -219,6 +219,25 @@ var ddlCases = []testCase{
 			t.Errorf("Write: %v, want a permanent error saying to create extension citext", err)
 		}
 	}},
+	{"a domain the target cannot create becomes its base type", func(t *testing.T, tg Target) {
+		if tg.Name != "postgres" {
+			t.Skip("MySQL maps every domain to its base type")
+		}
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
+		odd := &change.TypeDef{Kind: change.TypeDomain, Schema: "public", Name: "odd", Base: "integer",
+			Checks: []string{"CHECK (is_odd(VALUE))"}} // a function only the source has
+		rel := &change.Relation{Schema: "public", Table: "nums", Version: 1, Columns: []change.Column{
+			{Name: "id", Type: "integer", Key: true, NotNull: true},
+			{Name: "n", Type: "odd", TypeDef: odd}, {Name: "ns", Type: "odd[]", TypeDef: odd}}}
+		var g gen
+		e.mustWrite(g.ins(rel, change.Row{"id": int64(1), "n": int64(3), "ns": []any{int64(5)}}))
+		e.flush()
+		defs := e.columnDefs("nums")
+		if !strings.HasPrefix(defs["n"], "integer|") || !strings.HasPrefix(defs["ns"], "integer[]|") {
+			t.Errorf("columns of the domain: %v, want integer and integer[]", defs)
+		}
+		e.expectRows("nums", []string{"id", "n", "ns"}, "1|3|{5}")
+	}},
 	{"text keys of 1000 characters and keys differing only by case are distinct rows", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		rel := relation("codes", "code text key", "v text")
