@@ -2,8 +2,12 @@
 // tables kept equal to their sources exactly once, through pgx v5. The
 // semantics (modes, deletes, auto_create, schema changes, checkpoints,
 // rejects) are sqltable's; this package supplies PostgreSQL's SQL and its
-// type mapping (docs/type-mapping.md). DDL runs inside the sink's
-// transaction and commits with the rows.
+// type mapping (docs/type-mapping.md): a table it creates keeps the
+// source's exact types, with the domains, enums and ranges they need
+// created first. DDL runs inside the sink's transaction and commits with
+// the rows, except CREATE TYPE/DOMAIN and ALTER TYPE ... ADD VALUE, which
+// commit on their own connection first (a transaction cannot use an enum
+// label added by itself).
 //
 // Values are sent in PostgreSQL's text form (bytea excepted), so the
 // server parses them for the column's type: a value the column cannot take

@@ -82,7 +82,13 @@
 // when auto_create is set (not in mode "update"), from the first event's
 // columns typed by the source schema as docs/type-mapping.md says (by the
 // Go value when the source sends no schema); the key becomes the primary
-// key. A column the target lacks is added (ALTER TABLE ... ADD COLUMN)
+// key, NOT NULL and constant DEFAULTs are kept, and a dialect that
+// implements SourceTypes maps columns by their whole definition
+// (change.Column.TypeDef) and creates the types they need first
+// (PostgreSQL), outside the transaction. A new Relation version brings
+// the enum labels the source added, which the target gets before the
+// first row that uses one (syncLabels). PlanDDL says all this before it
+// happens, changing nothing (`sluice plan`). A column the target lacks is added (ALTER TABLE ... ADD COLUMN)
 // when schema_changes = "add_columns" (default), else the sink stops with
 // a permanent error naming table and column. Where DDL is not
 // transactional (MySQL), an ALTER of a table the open transaction wrote
