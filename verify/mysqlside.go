@@ -17,8 +17,8 @@ type mysqlTable struct {
 	db    *sql.DB
 	ident string            // quoted database.table
 	types map[string]string // column → COLUMN_TYPE, lower-case
-	// binary lists key columns whose collation does not sort by bytes:
-	// they are compared as BINARY so that both sides agree.
+	// binary lists key columns with a collation (text): they are compared
+	// as BINARY so that both sides agree on the order.
 	binary map[string]bool
 	// names maps lower-case column names to the table's spelling: MySQL
 	// matches column names case-insensitively, and so does the sink.
@@ -64,7 +64,10 @@ func openMySQLTable(ctx context.Context, db *sql.DB, database, name string) (*my
 		}
 		t.types[col] = typ
 		t.names[strings.ToLower(col)] = col
-		t.binary[col] = coll != "binary" && !strings.HasSuffix(coll, "_bin")
+		// Even a _bin collation is not byte order: utf8mb4_bin pads
+		// trailing spaces, and a key compared with a binary literal
+		// changes collation. BINARY is the bytes, as COLLATE "C" is.
+		t.binary[col] = coll != "binary"
 	}
 	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("describe %s: %w", name, err)
