@@ -171,3 +171,17 @@ func (dialect) GeneratedColumn(c change.Column) (string, bool) {
 	}
 	return "GENERATED ALWAYS AS (" + c.Default + ") STORED", true
 }
+
+var _ sqltable.Defaulter = dialect{}
+
+// DefaultExpr keeps the source's DEFAULT expression as it is ('x'::text,
+// now(), gen_random_uuid()), except a sequence's nextval(...): the target
+// has no such sequence, and every row's value comes from the source
+// anyway. A target that refuses an expression (a function only the
+// source has) gets the table without defaults, with a warning.
+func (dialect) DefaultExpr(c change.Column) (string, bool) {
+	if c.Default == "" || strings.Contains(c.Default, "nextval(") {
+		return "", false
+	}
+	return c.Default, true
+}

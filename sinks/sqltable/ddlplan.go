@@ -145,7 +145,7 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 		case !c.NotNull && !def.Nullable && !key:
 			p.Differences = append(p.Differences, fmt.Sprintf("column %s: NOT NULL, nullable at the source: a NULL from the source is a rejected row", col))
 		}
-		if lit, ok := constDefault(s.d, c.Default); ok && c.Default != "" && !sameDefault(lit, def.Default) {
+		if lit, ok := s.columnDefault(c); ok && !sameDefault(lit, def.Default) {
 			have := "none"
 			if def.Default.Valid {
 				have = def.Default.String
@@ -212,6 +212,9 @@ func sameDefault(lit string, have sql.NullString) bool {
 		return false
 	}
 	h := strings.TrimSpace(have.String)
+	if h == lit {
+		return true
+	}
 	for {
 		stripped := castSuffix.ReplaceAllString(strings.TrimSuffix(strings.TrimPrefix(h, "("), ")"), "")
 		if stripped == h {

@@ -293,7 +293,7 @@ func (s *Sink) createStatements(t *table, e *change.Event) ([]string, error) {
 				def += " NOT NULL"
 			}
 			if col.Default != "" && s.opts.mode != ModeAppend {
-				if lit, ok := constDefault(s.d, col.Default); ok {
+				if lit, ok := s.columnDefault(col); ok {
 					if withDefaults {
 						def += " DEFAULT " + lit
 					} else {

@@ -46,6 +46,27 @@ type SourceTypes interface {
 	GeneratedColumn(c change.Column) (string, bool)
 }
 
+// Defaulter is implemented by dialects that can take more of a source
+// column's DEFAULT than its constant (PostgreSQL takes the expression
+// itself).
+type Defaulter interface {
+	// DefaultExpr returns the DEFAULT clause's expression for source
+	// column c, and false where the column gets none.
+	DefaultExpr(c change.Column) (string, bool)
+}
+
+// columnDefault is the DEFAULT of the target column of source column c:
+// the dialect's (Defaulter), else a constant's literal (constDefault).
+func (s *Sink) columnDefault(c change.Column) (string, bool) {
+	if c.Default == "" || c.Generated {
+		return "", false
+	}
+	if df, ok := s.d.(Defaulter); ok {
+		return df.DefaultExpr(c)
+	}
+	return constDefault(s.d, c.Default)
+}
+
 // KeyFitter is implemented by dialects whose indexes bound the key's
 // total size (InnoDB: 3072 bytes), so that the types of a composite key
 // are chosen together.

@@ -24,7 +24,8 @@ CREATE TYPE mpaa_rating AS ENUM ('G', 'PG', 'PG-13', 'R');
 CREATE TABLE films (film_id serial PRIMARY KEY, title varchar(255) NOT NULL DEFAULT 'untitled', release_year year,
   rating mpaa_rating NOT NULL DEFAULT 'G', ratings mpaa_rating[], years year[], fulltext tsvector, lengths int4range,
   showing tstzrange, seat point, ip inet, mac macaddr, price money NOT NULL DEFAULT 0, email citext,
-  copies integer NOT NULL DEFAULT 3, double_copies integer GENERATED ALWAYS AS (copies * 2) STORED, rental_rate numeric(4,2) NOT NULL DEFAULT 4.99)`
+  copies integer NOT NULL DEFAULT 3, double_copies integer GENERATED ALWAYS AS (copies * 2) STORED, rental_rate numeric(4,2) NOT NULL DEFAULT 4.99,
+  last_update timestamp with time zone NOT NULL DEFAULT now())`
 
 const filmRow = `INSERT INTO films (title, release_year, rating, ratings, years, fulltext, lengths, showing, seat, ip, mac, price, email, copies)
   VALUES ('Academy Dinosaur', 2006, %s, %s, '{1999,2001}', to_tsvector('english', 'academy dinosaurs'), '[90,120)',
@@ -50,8 +51,8 @@ func columnDefs(t *testing.T, conn *pgx.Conn, table string) []string {
 // TestAutoCreatedReplicaKeepsTheSourceDDL streams the films table into
 // a PostgreSQL sink with auto_create: the created table has the source's
 // columns in order, with format_type, NOT NULL and constant DEFAULTs
-// equal (the serial's nextval, which needs the source's sequence, is
-// left out), the generated column computed by the target, and every row
+// equal (now() included; the serial's nextval, which needs the source's
+// sequence, is left out), the generated column computed by the target, and every row
 // equal as text, also one using an enum label added on the source
 // mid-stream (the source describes the enum again: a new Relation
 // version whose TypeDef has the label, before the row that uses it).
