@@ -130,8 +130,28 @@ sink "mysql" "my" {
 }
 `, filepath.Join(dir, "plan.db"), src, pgTarget, myTarget))
 
+	// A target without the extension a column's type belongs to.
+	bare := cl.CreateDB(t)
+	barePath := writeFile(t, dir, "bare.hcl", fmt.Sprintf(`pipeline "bare" {}
+
+source "postgres" "app" {
+  dsn    = %q
+  tables = ["public.films"]
+}
+
+sink "postgres" "bare" {
+  from        = source.app
+  dsn         = %q
+  auto_create = true
+}
+`, src, bare))
+	code, stdout, stderr := runCLI(t, "plan", barePath)
+	if code != exitOK || !strings.Contains(stdout, `~ postgres sink "bare": column "email": type public.citext belongs to extension citext, which the target database lacks: run CREATE EXTENSION "citext" on the target`) {
+		t.Errorf("plan of a target without citext: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	before := pgColumns(t, pgTarget) + showCreate(t, myTarget)
-	code, stdout, stderr := runCLI(t, "plan", "--json", path)
+	code, stdout, stderr = runCLI(t, "plan", "--json", path)
 	if code != exitOK {
 		t.Fatalf("plan: exit %d\n%s%s", code, stdout, stderr)
 	}

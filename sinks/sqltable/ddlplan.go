@@ -97,7 +97,10 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 		}
 		types, err := s.typeStatements(ctx, s.tx, rel.Columns)
 		if err != nil {
-			return p, err
+			// A type the target cannot have (an extension it lacks): the
+			// first row would stop the pipeline with this.
+			p.Differences = append(p.Differences, s.redact(err).Error())
+			return p, nil
 		}
 		stmts, err := s.createStatements(t, e)
 		if err != nil {
@@ -122,7 +125,8 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 			}
 			types, err := s.typeStatements(ctx, s.tx, []change.Column{c})
 			if err != nil {
-				return p, err
+				p.Differences = append(p.Differences, s.redact(err).Error())
+				continue
 			}
 			ddl := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", name.quoted(s.d), s.d.Quote(c.Name), s.sourceColumnType(c, false))
 			if lit, ok := constDefault(s.d, c.Default); ok && c.Default != "" {
