@@ -60,9 +60,15 @@ func StartPrivate() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	data := filepath.Join(dir, "data")
+	data, tmp := filepath.Join(dir, "data"), filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	user := currentUser()
-	out, err := exec.Command(install, "--no-defaults", "--datadir="+data, "--user="+user,
+	// A temporary directory of its own: bootstraps running at once (test
+	// packages run in parallel) must not meet in /tmp.
+	out, err := exec.Command(install, "--no-defaults", "--datadir="+data, "--user="+user, "--tmpdir="+tmp,
 		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve").CombinedOutput()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -78,7 +84,7 @@ func StartPrivate() (*Server, error) {
 	s := &Server{cfg: cfg, dir: dir, args: []string{daemon, "--no-defaults", "--datadir=" + data, "--user=" + user,
 		"--socket=" + filepath.Join(dir, "mysqld.sock"), fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1",
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--skip-log-bin", "--skip-name-resolve",
-		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2",
+		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2", "--tmpdir=" + tmp,
 		"--log-error=" + filepath.Join(dir, "error.log")}}
 	if err := s.Up(); err != nil {
 		os.RemoveAll(dir)
