@@ -454,16 +454,25 @@ func (c *comparison) readTarget(ctx context.Context, r keyRange) (*side, error) 
 
 // keyValues converts a target row's key as the driver returned it into
 // values that bound either side's queries: MySQL returns text as bytes,
-// which PostgreSQL would take for bytea.
+// which PostgreSQL would take for bytea. Bytes stay bytes only where both
+// sides are binary: a text key the MySQL sink keeps as VARBINARY (so that
+// it compares byte for byte) is text to the source.
 func (c *comparison) keyValues(vals []any) []any {
 	out := make([]any, len(vals))
 	for i, v := range vals {
-		if b, ok := v.([]byte); ok && kindOf(c.target.columnTypes()[c.tgtKey[i]], nil) != kindBytes {
+		if b, ok := v.([]byte); ok && (kindOf(c.target.columnTypes()[c.tgtKey[i]], nil) != kindBytes || !c.binarySource(c.tgtKey[i])) {
 			v = string(b)
 		}
 		out[i] = v
 	}
 	return out
+}
+
+// binarySource reports whether the source column of key column col is
+// bytea.
+func (c *comparison) binarySource(col string) bool {
+	sc, ok := c.rel.Column(col)
+	return !ok || strings.HasPrefix(sc.Type, "bytea")
 }
 
 // compared is the current chunk's compared columns (the key alone while
