@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 )
 
@@ -65,6 +66,17 @@ func invalidateSlot(t *testing.T, dsn, slot string) {
 
 func lostPipeline(t *testing.T, dir, dsn, extra, metrics string) string {
 	t.Helper()
+	return lostPipelineInto(t, dir, dsn, extra, fmt.Sprintf(`sink "postgres" "out" {
+  from  = source.app
+  dsn   = %q
+  table = "tgt.items"
+}
+`, dsn))
+}
+
+// lostPipelineInto is lostPipeline with another sink block.
+func lostPipelineInto(t *testing.T, dir, dsn, extra, sink string) string {
+	t.Helper()
 	src := fmt.Sprintf(`pipeline "lost" {
   state = %q
 }
@@ -75,12 +87,7 @@ source "postgres" "app" {
   heartbeat = "1s"
 %s}
 
-sink "postgres" "out" {
-  from  = source.app
-  dsn   = %q
-  table = "tgt.items"
-}
-`, filepath.Join(dir, "lost.db"), dsn, extra, dsn)
+%s`, filepath.Join(dir, "lost.db"), dsn, extra, sink)
 	path := filepath.Join(dir, "lost.hcl")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -104,7 +111,15 @@ func smallItems(t *testing.T, conn *pgx.Conn) {
 // max_slot_wal_keep_size invalidates while sluice is stopped makes `sluice
 // run` exit non-zero with one message naming the source once, the slot,
 // the cause, the lost range and the recovery; drop then run starts over.
+//
+// It runs once into PostgreSQL and once into MariaDB.
 func TestSlotInvalidatedWhileStopped(t *testing.T) {
+	for _, kind := range []string{"postgres", "mysql"} {
+		t.Run(kind, func(t *testing.T) { slotInvalidatedWhileStopped(t, kind) })
+	}
+}
+
+func slotInvalidatedWhileStopped(t *testing.T, kind string) {
 	cl := startLimitedCluster(t)
 	dsn := cl.CreateDB(t)
 	ctx := context.Background()
@@ -117,6 +132,24 @@ func TestSlotInvalidatedWhileStopped(t *testing.T) {
 	dir := t.TempDir()
 	file := lostPipeline(t, dir, dsn, "", "")
 	read := targetReader(t, "postgres", dsn, "tgt.items")
+	if kind == "mysql" {
+		srv, err := mariadbtest.Start()
+		if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
+			t.Skip(err)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Stop() })
+		target := srv.CreateDB(t)
+		file = lostPipelineInto(t, dir, dsn, "", fmt.Sprintf(`sink "mysql" "out" {
+  from        = source.app
+  dsn         = %q
+  auto_create = true
+}
+`, target))
+		read = targetReader(t, "mysql", target, "items")
+	}
 
 	run := startRun(t, file)
 	waitRows(t, read, dsn, conn, run)
