@@ -289,7 +289,7 @@ var sourceSpecs = []*blockSpec{
 			{Name: "heartbeat", Type: tDuration, Field: "Heartbeat", Default: 10 * time.Second,
 				Doc: "How often to confirm progress to PostgreSQL when no changes arrive, so WAL does not pile up."},
 			{Name: "on_slot_lost", Type: tString, Field: "OnSlotLost", Default: "fail", Enum: onSlotLostValues,
-				Doc: "When the replication slot is gone or invalidated (dropped, `max_slot_wal_keep_size`, a restore or failover): `fail` stops with the cause, the lost range and the recovery command; `resnapshot` creates a new slot and copies the tables again while the pipeline goes on, with a warning and the `sluice_slot_recoveries_total` metric."},
+				Doc: "When the replication slot is gone or invalidated (dropped, `max_slot_wal_keep_size`, a restore or failover): `fail` stops with the cause, the lost range and the recovery command; `resnapshot` creates a new slot and copies the tables again while the pipeline goes on, with a warning and the `sluice_slot_recoveries_total` metric (upsert targets converge, but rows deleted while the slot was lost stay in them until re-synced)."},
 		},
 	},
 	{
