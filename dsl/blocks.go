@@ -110,6 +110,7 @@ func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
 		l.tableSink(ts, present)
 		if spec.Kind == "mysql" {
 			s.MySQL = ts
+			ts.TLS, _ = l.kafkaBlocks(b, spec)
 		} else {
 			s.Postgres = ts
 		}
@@ -149,10 +150,11 @@ func (l *loader) tableSink(ts *TableSink, present map[string]*hclsyntax.Attribut
 // pipeline and its test data move together. Paths it writes (state, file
 // sinks) stay relative to the working directory, where run-time data
 // belongs.
-// kafkaBlocks decodes the tls and sasl blocks of a Kafka sink or source
-// (decodeBody reported any other block); each may appear once.
-func (l *loader) kafkaBlocks(b *hclsyntax.Block, spec *blockSpec) (*KafkaTLS, *KafkaSASL) {
-	var tls *KafkaTLS
+// kafkaBlocks decodes the tls and sasl blocks of a Kafka sink or source,
+// or the tls block of a MySQL sink (decodeBody reported any other block);
+// each may appear once.
+func (l *loader) kafkaBlocks(b *hclsyntax.Block, spec *blockSpec) (*TLS, *KafkaSASL) {
+	var tls *TLS
 	var sasl *KafkaSASL
 	seen := map[string]hcl.Range{}
 	for _, nb := range b.Body.Blocks {
@@ -169,7 +171,7 @@ func (l *loader) kafkaBlocks(b *hclsyntax.Block, spec *blockSpec) (*KafkaTLS, *K
 		case "outbox":
 			continue // the sink decodes it (a source has none)
 		case "tls":
-			tls = &KafkaTLS{}
+			tls = &TLS{}
 			l.decodeBody(nb, nested, tls)
 			tls.CAFile, tls.CertFile, tls.KeyFile = l.inputPath(tls.CAFile), l.inputPath(tls.CertFile), l.inputPath(tls.KeyFile)
 			if (tls.CertFile == "") != (tls.KeyFile == "") {

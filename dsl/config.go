@@ -110,7 +110,7 @@ type KafkaSource struct {
 	Topics  []string
 	Group   string
 	Format  string // "debezium" (default) | "native"
-	TLS     *KafkaTLS
+	TLS     *TLS
 	SASL    *KafkaSASL
 	Ranges  map[string]hcl.Range
 }
@@ -180,6 +180,7 @@ type TableSink struct {
 	SchemaChanges string // "add_columns" (default) | "drop_columns" | "fail"
 	Truncate      string // "apply" (default) | "skip" | "fail"
 	Enums         string // MySQL only: "enum" (default) | "varchar"
+	TLS           *TLS   // MySQL only: the tls block
 	Ranges        map[string]hcl.Range
 }
 
@@ -196,7 +197,7 @@ type KafkaSink struct {
 	ReplicationFactor int           // for topics it creates; default 1
 	Linger            time.Duration // producer linger; default 5ms
 	BatchBytes        int           // producer batch limit; default 1000012
-	TLS               *KafkaTLS
+	TLS               *TLS
 	SASL              *KafkaSASL
 	Outbox            *KafkaOutbox
 	Ranges            map[string]hcl.Range
@@ -210,9 +211,9 @@ type KafkaOutbox struct {
 	Ranges            map[string]hcl.Range
 }
 
-// KafkaTLS is a Kafka client's `tls` block; nil means plaintext. Paths
-// are resolved against the pipeline file's directory.
-type KafkaTLS struct {
+// TLS is a `tls` block (Kafka clients, the MySQL sink); nil means none.
+// Paths are resolved against the pipeline file's directory.
+type TLS struct {
 	CAFile, CertFile, KeyFile string
 	ServerName                string
 	InsecureSkipVerify        bool

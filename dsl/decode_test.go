@@ -35,7 +35,7 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	k := cfg.Sources[1].Kafka
 	k.Ranges, k.TLS.Ranges, k.SASL.Ranges = nil, nil, nil
 	eq(t, "kafka source", k, &KafkaSource{Brokers: []string{"127.0.0.1:9092", "127.0.0.1:9093"}, Topics: []string{"app.public.users"}, Group: "every-group", Format: "native",
-		TLS:  &KafkaTLS{CAFile: filepath.Join("testdata", "valid", "certs", "ca.pem"), CertFile: "/etc/sluice/client.pem", KeyFile: "/etc/sluice/client.key", ServerName: "kafka.internal", InsecureSkipVerify: true},
+		TLS:  &TLS{CAFile: filepath.Join("testdata", "valid", "certs", "ca.pem"), CertFile: "/etc/sluice/client.pem", KeyFile: "/etc/sluice/client.key", ServerName: "kafka.internal", InsecureSkipVerify: true},
 		SASL: &KafkaSASL{Mechanism: "aws-msk-iam", Username: "AKIAEXAMPLE", Password: "s3cret", SessionToken: "token"}})
 	f := cfg.Sources[2].File
 	f.Ranges = nil
@@ -147,7 +147,7 @@ func TestEveryAttributeWritten(t *testing.T) {
 			note(`sink "file"`, s.File.Ranges)
 		}
 	}
-	for _, spec := range append(append([]*blockSpec{transformSpec, kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec}, sourceSpecs...), sinkSpecs...) {
+	for _, spec := range append(append([]*blockSpec{transformSpec, tlsSpec, kafkaSASLSpec, kafkaOutboxSpec}, sourceSpecs...), sinkSpecs...) {
 		for _, a := range spec.Attrs {
 			if !written[spec.Title()][a.Name] {
 				t.Errorf("every_attribute.hcl does not set %s.%s", spec.Title(), a.Name)
@@ -229,7 +229,7 @@ func TestSpecFieldsExist(t *testing.T) {
 		"pipeline": &Pipeline{}, "variable": &struct{ Default any }{},
 		`source "postgres"`: &PostgresSource{}, `source "kafka"`: &KafkaSource{}, `source "file"`: &FileSource{},
 		"transform": &Transform{}, `sink "mysql"`: &TableSink{}, `sink "postgres"`: &TableSink{}, `sink "kafka"`: &KafkaSink{},
-		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{}, "tls": &KafkaTLS{}, "sasl": &KafkaSASL{}, "outbox": &KafkaOutbox{},
+		`sink "webhook"`: &WebhookSink{}, `sink "file"`: &FileSink{}, "tls": &TLS{}, "sasl": &KafkaSASL{}, "outbox": &KafkaOutbox{},
 		"input": &eventFields{}, "expect": &eventFields{}, "expect_table": &struct {
 			Rows  []change.Row
 			Table string

@@ -295,7 +295,7 @@ var sourceSpecs = []*blockSpec{
 	{
 		Type: "source", Kind: "kafka", Labels: []string{"TYPE", "NAME"},
 		Doc:    "Consumes change events from Kafka topics, committing offsets only once the sinks have the events.",
-		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec},
+		Blocks: []*blockSpec{tlsSpec, kafkaSASLSpec},
 		Attrs: []attrSpec{
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
 				Doc: `Seed brokers, "host:port".`},
@@ -368,23 +368,23 @@ func tableSinkAttrs() []attrSpec {
 	}
 }
 
-// kafkaTLSSpec and kafkaSASLSpec are the connection blocks of the Kafka
+// tlsSpec and kafkaSASLSpec are the connection blocks of the Kafka
 // sink and source.
 var (
-	kafkaTLSSpec = &blockSpec{
+	tlsSpec = &blockSpec{
 		Type: "tls",
-		Doc:  "Connect to the brokers over TLS (in `sink \"kafka\"` and `source \"kafka\"`). Without this block the connection is plaintext. Relative paths are relative to the pipeline file.",
+		Doc:  "Connect over TLS with certificates given as files (in `sink \"kafka\"`, `source \"kafka\"` and `sink \"mysql\"`): the CA that signed the server's certificate, and a client certificate where the server requires one. For Kafka, without this block the connection is plaintext; for MySQL the block replaces the DSN's `tls` parameter (which can name only the system's roots or skip verification). Relative paths are relative to the pipeline file.",
 		Attrs: []attrSpec{
 			{Name: "ca_file", Type: tString, Field: "CAFile", DefaultDoc: "the system's roots",
-				Doc: "PEM file of the certificate authorities that sign the brokers' certificates."},
+				Doc: "PEM file of the certificate authorities that sign the servers' certificates."},
 			{Name: "cert_file", Type: tString, Field: "CertFile",
 				Doc: "PEM file of the client certificate, for brokers that require one (with `key_file`)."},
 			{Name: "key_file", Type: tString, Field: "KeyFile",
 				Doc: "PEM file of the client certificate's private key."},
-			{Name: "server_name", Type: tString, Field: "ServerName", DefaultDoc: "each broker's host",
-				Doc: "The name the brokers' certificates must carry."},
+			{Name: "server_name", Type: tString, Field: "ServerName", DefaultDoc: "each server's host",
+				Doc: "The name the servers' certificates must carry."},
 			{Name: "insecure_skip_verify", Type: tBool, Field: "InsecureSkipVerify", Default: false,
-				Doc: "Do not verify the brokers' certificates (tests only: anyone on the path can read and change the data)."},
+				Doc: "Do not verify the servers' certificates (tests only: anyone on the path can read and change the data)."},
 		},
 	}
 	kafkaSASLSpec = &blockSpec{
@@ -423,7 +423,8 @@ var kafkaOutboxSpec = &blockSpec{
 var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "mysql", Labels: []string{"TYPE", "NAME"},
-		Doc: "Writes rows into MySQL or MariaDB tables, exactly once.",
+		Doc:    "Writes rows into MySQL or MariaDB tables, exactly once.",
+		Blocks: []*blockSpec{tlsSpec},
 		Attrs: append(tableSinkAttrs(),
 			attrSpec{Name: "enums", Type: tString, Field: "Enums", Default: "enum", Enum: enumsValues,
 				Doc: "What a PostgreSQL enum column becomes in a table sluice creates: `enum` an ENUM of the source's labels in their order (altered when labels are added), `varchar` a VARCHAR as long as the longest label."}),
@@ -436,7 +437,7 @@ var sinkSpecs = []*blockSpec{
 	{
 		Type: "sink", Kind: "kafka", Labels: []string{"TYPE", "NAME"},
 		Doc:    "Produces change events to Kafka topics.",
-		Blocks: []*blockSpec{kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec},
+		Blocks: []*blockSpec{tlsSpec, kafkaSASLSpec, kafkaOutboxSpec},
 		Attrs: []attrSpec{
 			fromAttr("sink"),
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
@@ -547,7 +548,7 @@ func topSpecs() []*blockSpec {
 	specs = append(specs, sourceSpecs...)
 	specs = append(specs, transformSpec)
 	specs = append(specs, sinkSpecs...)
-	specs = append(specs, kafkaTLSSpec, kafkaSASLSpec, kafkaOutboxSpec)
+	specs = append(specs, tlsSpec, kafkaSASLSpec, kafkaOutboxSpec)
 	specs = append(specs, testSpec)
 	return append(specs, testSpec.Blocks...)
 }

@@ -27,7 +27,7 @@ import (
 
 // Options returns the client options of a tls and a sasl block; either
 // may be nil (plaintext, no authentication).
-func Options(t *dsl.KafkaTLS, s *dsl.KafkaSASL) ([]kgo.Opt, error) {
+func Options(t *dsl.TLS, s *dsl.KafkaSASL) ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	if t != nil {
 		cfg, err := TLSConfig(t)
@@ -57,7 +57,7 @@ func Options(t *dsl.KafkaTLS, s *dsl.KafkaSASL) ([]kgo.Opt, error) {
 // TLSConfig builds the client side of a tls block: the brokers'
 // certificates verified against ca_file (else the system's roots), and a
 // client certificate when cert_file and key_file are set.
-func TLSConfig(t *dsl.KafkaTLS) (*tls.Config, error) {
+func TLSConfig(t *dsl.TLS) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)

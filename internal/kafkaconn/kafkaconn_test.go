@@ -18,7 +18,7 @@ import (
 )
 
 // ping connects to brokers with the options of tls and sasl.
-func ping(t *testing.T, brokers []string, tls *dsl.KafkaTLS, sasl *dsl.KafkaSASL) error {
+func ping(t *testing.T, brokers []string, tls *dsl.TLS, sasl *dsl.KafkaSASL) error {
 	t.Helper()
 	opts, err := Options(tls, sasl)
 	if err != nil {
@@ -42,17 +42,17 @@ func TestTLSWithClientCertificate(t *testing.T) {
 	}
 	defer c.Close()
 	brokers := c.ListenAddrs()
-	if err := ping(t, brokers, &dsl.KafkaTLS{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, nil); err != nil {
+	if err := ping(t, brokers, &dsl.TLS{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, nil); err != nil {
 		t.Fatalf("CA and client certificate: %v", err)
 	}
 	for _, bad := range []struct {
 		name string
-		tls  *dsl.KafkaTLS
+		tls  *dsl.TLS
 		want string
 	}{
-		{"no client certificate", &dsl.KafkaTLS{CAFile: certs.CAFile}, "client certificate"},
-		{"the system's roots", &dsl.KafkaTLS{CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, "not trusted"},
-		{"another name", &dsl.KafkaTLS{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey, ServerName: "kafka.example"}, "not trusted"},
+		{"no client certificate", &dsl.TLS{CAFile: certs.CAFile}, "client certificate"},
+		{"the system's roots", &dsl.TLS{CertFile: certs.ClientCert, KeyFile: certs.ClientKey}, "not trusted"},
+		{"another name", &dsl.TLS{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey, ServerName: "kafka.example"}, "not trusted"},
 	} {
 		err := ping(t, brokers, bad.tls, nil)
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), bad.want) {
@@ -107,14 +107,14 @@ func TestSASLPlainAndScram(t *testing.T) {
 }
 
 func TestFileErrorsNameTheFile(t *testing.T) {
-	if _, err := Options(&dsl.KafkaTLS{CAFile: "/nonexistent/ca.pem"}, nil); err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
+	if _, err := Options(&dsl.TLS{CAFile: "/nonexistent/ca.pem"}, nil); err == nil || !strings.Contains(err.Error(), "/nonexistent/ca.pem") {
 		t.Errorf("missing ca_file: %v", err)
 	}
 	certs := testcerts.New(t)
-	if _, err := Options(&dsl.KafkaTLS{CAFile: certs.ClientKey}, nil); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+	if _, err := Options(&dsl.TLS{CAFile: certs.ClientKey}, nil); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
 		t.Errorf("a key as ca_file: %v", err)
 	}
-	if _, err := Options(&dsl.KafkaTLS{CertFile: certs.ClientCert, KeyFile: certs.ServerKey}, nil); err == nil || !strings.Contains(err.Error(), "client certificate") {
+	if _, err := Options(&dsl.TLS{CertFile: certs.ClientCert, KeyFile: certs.ServerKey}, nil); err == nil || !strings.Contains(err.Error(), "client certificate") {
 		t.Errorf("mismatched key: %v", err)
 	}
 }
