@@ -98,7 +98,7 @@ func mysqlProblems(ctx context.Context, cfg *dsl.Config, s *dsl.Sink, described 
 			keyAt = r
 		}
 	}
-	findings, err := mysqlsink.CheckTargets(ctx, s.MySQL.DSN, tables)
+	findings, err := mysqlsink.CheckTargets(ctx, s.MySQL.DSN, s.MySQL.TLS, tables)
 	var diags dsl.Diagnostics
 	if err != nil {
 		diags = append(diags, dsl.Problem(true, dsnAt, fmt.Sprintf("sink %q: could not check the target tables: %v", s.Name, redactDSN(err, s.MySQL.DSN)), ""))

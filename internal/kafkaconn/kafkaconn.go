@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/tlsfiles"
 )
 
 // Options returns the client options of a tls and a sasl block; either
@@ -54,30 +54,9 @@ func Options(t *dsl.TLS, s *dsl.KafkaSASL) ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// TLSConfig builds the client side of a tls block: the brokers'
-// certificates verified against ca_file (else the system's roots), and a
-// client certificate when cert_file and key_file are set.
-func TLSConfig(t *dsl.TLS) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("%stls: ca_file: %w", dsl.At(t.Ranges, "ca_file"), err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%stls: ca_file %s holds no PEM certificate: give the CA's certificate, BEGIN CERTIFICATE", dsl.At(t.Ranges, "ca_file"), t.CAFile)
-		}
-	}
-	if t.CertFile != "" || t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("%stls: the client certificate (cert_file %s, key_file %s): %w", dsl.At(t.Ranges, "cert_file"), t.CertFile, t.KeyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
-}
+// TLSConfig builds the client side of a tls block (tlsfiles.Config,
+// shared with the MySQL sink).
+func TLSConfig(t *dsl.TLS) (*tls.Config, error) { return tlsfiles.Config(t) }
 
 // Ping asks a broker for its metadata, so that a pipeline learns at
 // start, not at its first write, that it cannot reach the brokers or is

@@ -48,9 +48,31 @@ func Start() (*Server, error) {
 	return StartPrivate()
 }
 
+// Options change how StartPrivateWith configures a private server. The
+// zero value is StartPrivate's server.
+type Options struct {
+	// TLS, when set, has the server offer TLS with this certificate
+	// (--ssl-cert, --ssl-key) and verify client certificates against
+	// CAFile (--ssl-ca). Plaintext connections are still accepted (root's,
+	// from this package); a test that must see TLS creates a user with
+	// REQUIRE SSL or REQUIRE X509.
+	TLS *TLS
+}
+
+// TLS is a private server's certificate: PEM files, as testcerts.Set
+// writes them.
+type TLS struct {
+	CertFile, KeyFile string // the server's certificate and key
+	CAFile            string // the CA that signs client certificates
+}
+
 // StartPrivate initialises and starts a private mariadbd. It takes a few
 // seconds.
-func StartPrivate() (*Server, error) {
+func StartPrivate() (*Server, error) { return StartPrivateWith(Options{}) }
+
+// StartPrivateWith initialises and starts a private mariadbd configured
+// by opts.
+func StartPrivateWith(opts Options) (*Server, error) {
 	install, err1 := findBinary("mariadb-install-db", "mysql_install_db")
 	daemon, err2 := findBinary("mariadbd", "mysqld")
 	if err1 != nil || err2 != nil {
@@ -86,6 +108,12 @@ func StartPrivate() (*Server, error) {
 		"--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--skip-log-bin", "--skip-name-resolve",
 		"--innodb-buffer-pool-size=128M", "--innodb-flush-log-at-trx-commit=2", "--tmpdir=" + tmp,
 		"--log-error=" + filepath.Join(dir, "error.log")}}
+	if t := opts.TLS; t != nil {
+		s.args = append(s.args, "--ssl-cert="+t.CertFile, "--ssl-key="+t.KeyFile)
+		if t.CAFile != "" {
+			s.args = append(s.args, "--ssl-ca="+t.CAFile)
+		}
+	}
 	if err := s.Up(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -2,10 +2,13 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -393,6 +396,9 @@ func (dialect) UniqueKeysQuery() string {
 
 // Classify sorts server errors by number (MySQL and MariaDB share them).
 func (dialect) Classify(err error) sqltable.Class {
+	if tlsHint(err) != "" {
+		return sqltable.Fatal // no retry makes a certificate trusted
+	}
 	var me *gomysql.MySQLError
 	if !errors.As(err, &me) {
 		return sqltable.Retry // lost connections and the like
@@ -455,6 +461,9 @@ var identifierErrors = map[uint16]string{
 // Hint says how to fix an error Classify calls Fatal, when there is more
 // to say than the server's message.
 func (dialect) Hint(err error) string {
+	if h := tlsHint(err); h != "" {
+		return h
+	}
 	var me *gomysql.MySQLError
 	if !errors.As(err, &me) {
 		return ""
@@ -467,6 +476,34 @@ func (dialect) Hint(err error) string {
 		return "the server lacks the collation: text key columns need utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin (MySQL 8)"
 	case 1267, 1270, 1271:
 		return "the target table's columns use collations that cannot be compared: give them one character set (ALTER TABLE ... CONVERT TO CHARACTER SET utf8mb4)"
+	}
+	return ""
+}
+
+// tlsHint says what to change when err is a failed TLS handshake or a
+// server without TLS, and "" for any other error. The sink's tls block
+// is what fixes each; a handshake failure never holds the password.
+func tlsHint(err error) string {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		host      x509.HostnameError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+		remote    *net.OpError
+	)
+	switch {
+	case errors.As(err, &host):
+		return "the server's certificate does not carry the name the sink connected to: set tls { server_name = ... } to a name the certificate carries, or connect to that name in dsn"
+	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify):
+		return "the server's certificate is not trusted: set tls { ca_file = ... } to the PEM file of the CA that signed it"
+	case errors.Is(err, gomysql.ErrNoTLS):
+		return "the server does not offer TLS: enable it on the server (ssl_cert, ssl_key), or remove the sink's tls block and tls parameter"
+	case errors.As(err, &alert), errors.As(err, &remote) && remote.Op == "remote error":
+		return "the server refused the TLS handshake: if it requires a client certificate, set tls { cert_file = ..., key_file = ... } to one its CA signed"
+	case errors.As(err, &record):
+		return "the server does not speak TLS where the sink expected it: check dsn's host and port"
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/sinks/sqltable"
 )
 
@@ -33,18 +34,12 @@ type Finding struct {
 // compare text byte for byte, as PostgreSQL does, and DECIMAL columns
 // that cannot hold every value of the source's numeric, which the sink
 // will refuse row by row. It opens and closes one connection.
-func CheckTargets(ctx context.Context, dsn string, tables []TargetTable) ([]Finding, error) {
-	cfg, err := ParseDSN(dsn)
+func CheckTargets(ctx context.Context, dsn string, t *dsl.TLS, tables []TargetTable) ([]Finding, error) {
+	db, err := open(dsn, t)
 	if err != nil {
 		return nil, err
 	}
-	c, err := gomysql.NewConnector(cfg)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(c)
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	learnt, err := dialect{}.ForServer(ctx, db)
 	if err != nil {
 		return nil, err
@@ -88,6 +83,82 @@ func CheckTargets(ctx context.Context, dsn string, tables []TargetTable) ([]Find
 		}
 	}
 	return out, nil
+}
+
+// open connects as the sink would (the DSN and the tls block), through
+// one connection.
+func open(dsn string, t *dsl.TLS) (*sql.DB, error) {
+	cfg, err := ParseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := applyTLS(cfg, t); err != nil {
+		return nil, err
+	}
+	c, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// TLSState is what a session negotiated: Version and Cipher are empty
+// on a plaintext connection.
+type TLSState struct{ Version, Cipher string }
+
+// Encrypted reports whether the session runs over TLS.
+func (s TLSState) Encrypted() bool { return s.Version != "" }
+
+func (s TLSState) String() string {
+	if !s.Encrypted() {
+		return "not encrypted"
+	}
+	return s.Version + ", " + s.Cipher
+}
+
+// SessionTLS reads the TLS state of one of db's sessions (SHOW SESSION
+// STATUS: Ssl_version, Ssl_cipher).
+func SessionTLS(ctx context.Context, db *sql.DB) (TLSState, error) {
+	rows, err := db.QueryContext(ctx, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+	if err != nil {
+		return TLSState{}, err
+	}
+	defer rows.Close()
+	var st TLSState
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return TLSState{}, err
+		}
+		switch strings.ToLower(name) {
+		case "ssl_version":
+			st.Version = value
+		case "ssl_cipher":
+			st.Cipher = value
+		}
+	}
+	return st, rows.Err()
+}
+
+// CheckTLS connects as the sink would (the DSN and the tls block) and
+// returns the TLS state the session negotiated. A failed handshake is
+// returned with what to set (the tls block's attribute), never with the
+// password. It opens and closes one connection.
+func CheckTLS(ctx context.Context, dsn string, t *dsl.TLS) (TLSState, error) {
+	db, err := open(dsn, t)
+	if err != nil {
+		return TLSState{}, err
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		if h := tlsHint(err); h != "" {
+			return TLSState{}, fmt.Errorf("%w: %s", err, h)
+		}
+		return TLSState{}, err
+	}
+	return SessionTLS(ctx, db)
 }
 
 func quoteName(d dialect, n sqltable.Name) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/tlsfiles"
 	"github.com/sluice-cdc/sluice/sinks/sqltable"
 )
 
@@ -25,6 +26,9 @@ func New(b engine.Build, s *dsl.Sink) (engine.Sink, error) {
 	cfg, err := ParseDSN(s.MySQL.DSN)
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("sink %q: dsn: %w", s.Name, err))
+	}
+	if err := applyTLS(cfg, s.MySQL.TLS); err != nil {
+		return nil, engine.Permanent(fmt.Errorf("sink %q: %w", s.Name, err))
 	}
 	log := b.Logger
 	if log == nil {
@@ -87,6 +91,24 @@ func ParseDSN(dsn string) (*gomysql.Config, error) {
 	cfg.Params["time_zone"] = "'+00:00'"
 	cfg.Params["sql_mode"] = "'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO'"
 	return cfg, nil
+}
+
+// applyTLS sets the connection's TLS from a tls block (nil: the DSN's
+// own tls parameter stands). The block replaces the DSN's tls parameter:
+// it verifies the server's certificate against ca_file (the system's
+// roots without it) and the name server_name, else the DSN's host, and
+// presents cert_file and key_file. A server without TLS is then an
+// error, never a silent fallback to plaintext.
+func applyTLS(cfg *gomysql.Config, t *dsl.TLS) error {
+	if t == nil {
+		return nil
+	}
+	tc, err := tlsfiles.Config(t)
+	if err != nil {
+		return err
+	}
+	cfg.TLS, cfg.TLSConfig, cfg.AllowFallbackToPlaintext = tc, "", false
+	return nil
 }
 
 // driverLog routes the driver's own messages (a connection that broke
