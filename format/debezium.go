@@ -83,7 +83,11 @@ func (d Debezium) Append(dst []byte, e *change.Event) []byte {
 		dst = strconv.AppendInt(dst, e.Tx.CommitTime.UnixMilli(), 10)
 	}
 	if e.Op == change.Snapshot {
-		dst = append(dst, `,"snapshot":"true"`...)
+		if e.SnapshotLast {
+			dst = append(dst, `,"snapshot":"last"`...)
+		} else {
+			dst = append(dst, `,"snapshot":"true"`...)
+		}
 	} else {
 		dst = append(dst, `,"snapshot":"false"`...)
 	}

@@ -58,6 +58,10 @@ var goldenEvents = []struct {
 		Op: change.Snapshot, Table: "pasta", After: change.Row{"name": "linguine"},
 		Changed: []string{"name"}, Position: change.Position{Source: "pg", Offset: 1},
 	}},
+	{"the last snapshot row", change.Event{
+		Op: change.Snapshot, Table: "pasta", After: change.Row{"name": "penne"},
+		Changed: []string{"name"}, Position: change.Position{Source: "pg", Offset: 1, Index: 1}, SnapshotLast: true,
+	}},
 	{"truncate", change.Event{Op: change.Truncate, Schema: "public", Table: "pasta", Position: change.Position{Source: "pg", Offset: 7}}},
 }
 

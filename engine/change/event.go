@@ -84,6 +84,10 @@ type Event struct {
 	// Relation describes the table's columns as the source last saw them;
 	// shared, read-only, nil where unknown (file and Kafka sources).
 	Relation *Relation
+	// SnapshotLast marks the last row of a snapshot (Op Snapshot), so
+	// that consumers learn the copy is over (Debezium's source.snapshot =
+	// "last").
+	SnapshotLast bool
 }
 
 // Row returns After if present, else Before.

@@ -134,6 +134,7 @@ type snapshotReader struct {
 	hasLast bool
 	cur     chunkRecord
 	rr      *pgconn.ResultReader
+	held    *change.Event   // the row next holds back (see next)
 	ctx     context.Context // lives as long as the source: the query outlives one Read
 }
 
@@ -159,6 +160,45 @@ func (s *snapshotReader) begin(ctx context.Context, exported string) error {
 		if _, err := s.conn.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(exported)); err != nil {
 			return fmt.Errorf("snapshot: import exported snapshot: %w", err)
 		}
+	}
+	return s.hold(ctx)
+}
+
+// hold locks the snapshot's tables in ACCESS SHARE mode until the
+// transaction ends, as pg_dump does, and then checks that none was
+// rewritten since the snapshot was taken. A rewriting ALTER TABLE (a type
+// change, a volatile default, VACUUM FULL) or a TRUNCATE is not MVCC-safe:
+// a transaction whose snapshot is older than it reads the table as empty,
+// without an error. The lock keeps such DDL waiting while the copy runs;
+// one that committed between the slot's snapshot and the lock shows as a
+// table whose file is no longer the one the snapshot sees, and the copy
+// stops rather than copy nothing.
+func (s *snapshotReader) hold(ctx context.Context) error {
+	if len(s.tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(s.tables))
+	for i, t := range s.tables {
+		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
+	}
+	if _, err := s.conn.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE"); err != nil {
+		return fmt.Errorf("snapshot: lock the tables against rewrites while they are copied: %w", err)
+	}
+	// pg_class as the snapshot sees it, against the file the table has now.
+	// (pg_partition_tree lists a partitioned table's partitions, and
+	// nothing for a plain table.)
+	rows, err := s.conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c
+		WHERE c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid)
+		AND (c.oid = ANY($1::text[]::regclass[]) OR c.oid IN (SELECT p.relid FROM unnest($1::text[]::regclass[]) AS t(oid), pg_partition_tree(t.oid) AS p))`, names)
+	if err != nil {
+		return fmt.Errorf("snapshot: check the tables for rewrites: %w", err)
+	}
+	rewritten, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("snapshot: check the tables for rewrites: %w", err)
+	}
+	if len(rewritten) > 0 {
+		return fmt.Errorf("snapshot: table %s was rewritten (ALTER TABLE that changes a type or adds a volatile default, VACUUM FULL, CLUSTER or TRUNCATE) after the snapshot was taken, so the copy would read it as empty: the source opens again and copies the table as it is now", strings.Join(rewritten, ", "))
 	}
 	return nil
 }
@@ -214,7 +254,37 @@ func (t *table) column(name string) tableColumn {
 
 // next returns the next rows of the current table (at most the rest of
 // the current chunk), io.EOF when every table has been read.
+// next returns the next rows of the snapshot, then io.EOF. It holds back
+// one row from each chunk until the next: the last row of the whole
+// snapshot goes out marked (Event.SnapshotLast), which no chunk can tell
+// before the read after it finds nothing. The held row's chunk record is
+// saved with its chunk, so a restart resumes after whatever the sinks
+// committed, as for any row.
 func (s *snapshotReader) next() ([]change.Event, error) {
+	for {
+		events, err := s.chunk()
+		if err == io.EOF && s.held != nil {
+			last := *s.held
+			s.held, last.SnapshotLast = nil, true
+			return []change.Event{last}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out := make([]change.Event, 0, len(events))
+		if s.held != nil {
+			out = append(out, *s.held)
+		}
+		out = append(out, events[:len(events)-1]...)
+		s.held = &events[len(events)-1]
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+}
+
+// chunk reads the next chunk of rows, or returns io.EOF at the end.
+func (s *snapshotReader) chunk() ([]change.Event, error) {
 	for s.table < len(s.tables) {
 		if s.rr == nil {
 			s.query()
