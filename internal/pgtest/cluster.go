@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -35,6 +36,22 @@ type Options struct {
 	// -c options after the defaults (so they override them): a test of
 	// slot invalidation sets "max_slot_wal_keep_size=16MB".
 	Settings []string
+	// TLS, when set, turns ssl on with these certificates and has TCP
+	// clients (replication too) connect only over TLS with a client
+	// certificate the CA signed (pg_hba: hostssl ... clientcert=verify-ca,
+	// hostnossl ... reject). DSN then returns a verify-full URL with the
+	// client certificate; the package's own connections use the unix
+	// socket.
+	TLS *TLS
+}
+
+// TLS are the PEM files of a cluster's certificates, as testcerts.Set
+// writes them. They are copied into the cluster's directory (the server
+// may run as another OS user, and wants its key private).
+type TLS struct {
+	CAFile                string // signs the server's and the client's certificate
+	ServerCert, ServerKey string
+	ClientCert, ClientKey string // what DSN connects with
 }
 
 // Cluster is a running private PostgreSQL server.
@@ -82,11 +99,60 @@ func StartWith(opts Options) (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
+	if opts.TLS != nil {
+		if err := c.setupTLS(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	if err := c.start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	return c, nil
+}
+
+// setupTLS copies the server's certificate, key and CA into the
+// cluster's directory, owned by the server's OS user, and writes a
+// pg_hba.conf that accepts TCP clients only over TLS with a client
+// certificate, and anyone on the unix socket.
+func (c *Cluster) setupTLS() error {
+	tlsDir := filepath.Join(c.dir, "tls")
+	if err := os.Mkdir(tlsDir, 0o700); err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	files := []string{c.opts.TLS.ServerCert, c.opts.TLS.ServerKey, c.opts.TLS.CAFile}
+	for i, name := range []string{"server.crt", "server.key", "ca.crt"} {
+		data, err := os.ReadFile(files[i])
+		if err != nil {
+			return fmt.Errorf("pgtest: tls: %w", err)
+		}
+		dst := filepath.Join(tlsDir, name)
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			return fmt.Errorf("pgtest: tls: %w", err)
+		}
+		files[i] = dst
+	}
+	if c.cred != nil {
+		for _, p := range append(files, tlsDir) {
+			if err := os.Chown(p, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+				return fmt.Errorf("pgtest: tls: %w", err)
+			}
+		}
+	}
+	c.opts.Settings = append([]string{"ssl=on", "ssl_cert_file=" + files[0], "ssl_key_file=" + files[1], "ssl_ca_file=" + files[2]}, c.opts.Settings...)
+	hba := `# pgtest: TCP only over TLS with a client certificate of the test CA
+local     all         all                trust
+local     replication all                trust
+hostssl   all         all  127.0.0.1/32  trust  clientcert=verify-ca
+hostssl   replication all  127.0.0.1/32  trust  clientcert=verify-ca
+hostnossl all         all  127.0.0.1/32  reject
+hostnossl replication all  127.0.0.1/32  reject
+`
+	if err := os.WriteFile(filepath.Join(c.dataDir(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return fmt.Errorf("pgtest: pg_hba.conf: %w", err)
+	}
+	return nil
 }
 
 // Run is the body of a TestMain: it starts a cluster into *c, runs the
@@ -220,7 +286,7 @@ func (c *Cluster) start() error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+		conn, err := pgx.Connect(ctx, c.adminDSN("postgres"))
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
@@ -292,9 +358,25 @@ func (c *Cluster) Stop() error {
 // Port returns the server's TCP port on 127.0.0.1.
 func (c *Cluster) Port() int { return c.port }
 
-// DSN returns a URL connecting to database db as the superuser postgres.
+// DSN returns a URL connecting to database db as the superuser postgres:
+// over TCP without TLS, or, on a cluster with Options.TLS, with
+// sslmode=verify-full against the CA and the client certificate.
 func (c *Cluster) DSN(db string) string {
+	if t := c.opts.TLS; t != nil {
+		q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {t.CAFile}, "sslcert": {t.ClientCert}, "sslkey": {t.ClientKey}}
+		return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?%s", c.port, db, q.Encode())
+	}
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// adminDSN is how the package itself connects: DSN, or on a TLS cluster
+// the unix socket (no certificates to manage, and a test's broken TLS
+// settings cannot stop the cleanup).
+func (c *Cluster) adminDSN(db string) string {
+	if c.opts.TLS == nil {
+		return c.DSN(db)
+	}
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", c.dir, c.port, db)
 }
 
 var dbSeq atomic.Int64
@@ -323,7 +405,7 @@ func (c *Cluster) CreateDB(t testing.TB) string {
 func (c *Cluster) DropDB(name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, c.DSN("postgres"))
+	conn, err := pgx.Connect(ctx, c.adminDSN("postgres"))
 	if err != nil {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}
@@ -351,7 +433,7 @@ func (c *Cluster) DropDB(name string) error {
 
 // Exec runs one or more SQL statements in database db.
 func (c *Cluster) Exec(ctx context.Context, db, sql string) error {
-	conn, err := pgx.Connect(ctx, c.DSN(db))
+	conn, err := pgx.Connect(ctx, c.adminDSN(db))
 	if err != nil {
 		return err
 	}
