@@ -50,6 +50,40 @@ func Recovered(obs Observer, source string) {
 	}
 }
 
+// PartitionLag is a Kafka source partition's consumer-group lag.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	// HighWatermark is the partition's end at the source's last fetch
+	// (the last stable offset, as the source reads committed records).
+	HighWatermark int64
+	// Committed is the next offset after what every sink downstream has
+	// made durable (the offset the source commits to its group).
+	Committed int64
+}
+
+// Lag is HighWatermark - Committed, or 0.
+func (p PartitionLag) Lag() int64 { return max(p.HighWatermark-p.Committed, 0) }
+
+// SourceLagObserver is implemented by Observers that take a Kafka
+// source's consumer-group lag: the source calls SourceLag(source, parts)
+// with every partition it owns, after each fetch and acknowledgement.
+// The engine's own Observer (the one Build carries) implements it and
+// puts the lag in the status file; observe's Metrics exports it as
+// sluice_source_kafka_lag_records. Optional, so that adding it breaks no
+// Observer.
+type SourceLagObserver interface {
+	SourceLag(source string, parts []PartitionLag)
+}
+
+// ReportSourceLag tells obs, if it is a SourceLagObserver, a source's lag
+// per partition. parts is not kept.
+func ReportSourceLag(obs Observer, source string, parts []PartitionLag) {
+	if so, ok := obs.(SourceLagObserver); ok {
+		so.SourceLag(source, parts)
+	}
+}
+
 // SinkLag is how far a sink is behind its sources.
 type SinkLag struct {
 	// Committed is the sink's last committed checkpoint.
@@ -84,13 +118,17 @@ const (
 	PhaseRunning
 	// PhaseRetrying: waiting to reopen after a transient error.
 	PhaseRetrying
-	// PhasePaused: paused by on_error; nothing is read until a restart.
+	// PhasePaused: paused by on_error; nothing is read until resumed
+	// (RunOptions.Resume, `sluice resume`) or restarted.
 	PhasePaused
-	// PhaseStopped: Run has returned.
+	// PhaseStopped: Run has returned (stopped, finished or cancelled).
 	PhaseStopped
+	// PhaseFailed: Run has returned an error other than a stop while
+	// paused.
+	PhaseFailed
 )
 
-var phaseNames = [...]string{"starting", "running", "retrying", "paused", "stopped"}
+var phaseNames = [...]string{"starting", "running", "retrying", "paused", "stopped", "failed"}
 
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
@@ -58,6 +59,13 @@ type RunOptions struct {
 	// Observer receives counts, flush timings, lag and phase changes as
 	// they happen (package observe turns them into metrics); nil: none.
 	Observer Observer
+	// Resume resumes a paused pipeline: while paused, Run receives from
+	// it, and each receive retries from the checkpoints, starting with
+	// the event that paused (it pauses again, with the new error, if that
+	// fails again). A resume request file beside the state file
+	// (state.RequestResume, `sluice resume`) does the same. nil: only the
+	// request file.
+	Resume <-chan struct{}
 }
 
 func (o RunOptions) withDefaults(cfg *dsl.Config) RunOptions {
@@ -155,21 +163,36 @@ func (e *pauseError) Unwrap() error { return e.cause }
 // (fail); permanent errors (IsPermanent) always end Run.
 func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
 	opts = opts.withDefaults(g.Config)
-	obs := opts.Observer
-	obs.Phase(PhaseStarting)
-	defer obs.Phase(PhaseStopped)
 	log := opts.Logger.With("pipeline", g.Config.Pipeline.Name)
 	store, err := state.Open(opts.StatePath)
 	if err != nil {
+		opts.Observer.Phase(PhaseStarting)
+		opts.Observer.Phase(PhaseFailed)
 		return Permanent(err)
 	}
-	defer store.Close()
+	rec := &statusRecorder{Observer: opts.Observer, store: store}
+	opts.Observer = rec
+	rec.Phase(PhaseStarting)
+	err = g.attempts(ctx, opts, store, log, rec)
+	final := PhaseStopped
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrPaused) {
+		final = PhaseFailed
+	}
+	rec.Phase(final)
+	_ = store.Close()
+	return err
+}
+
+// attempts runs attempts until one ends Run; see Run.
+func (g *Graph) attempts(ctx context.Context, opts RunOptions, store *state.Store, log *slog.Logger, rec *statusRecorder) error {
+	obs := opts.Observer
 	policy := g.Config.Pipeline.OnError
 	if policy == "" {
 		policy = policyRetry
 	}
 	attempt := 0
 	for {
+		rec.failed.Store(false)
 		r := newRun(g, opts, store, log, policy)
 		err := r.run(ctx)
 		if r.progress.Load() {
@@ -186,14 +209,26 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
 			obs.Phase(PhaseStarting)
 			continue
 		}
+		if !rec.failed.Load() {
+			rec.lastError("", err) // opening failed: no stage reported it
+		}
 		var pe *pauseError
 		if errors.As(err, &pe) || (policy == policyPause && !IsPermanent(err)) {
 			cause := err
 			if pe != nil {
 				cause = pe.cause
 			}
-			obs.Phase(PhasePaused)
-			return pause(ctx, opts.Stop, log, cause)
+			store.TakeResume() // a request made before this pause does not count
+			rec.phase(PhasePaused, func(run *state.Run) { run.Paused = pausedOf(cause) })
+			resumed, err := pause(ctx, opts.Stop, opts.Resume, store, log, cause)
+			if !resumed {
+				return err
+			}
+			log.Info("resuming: retrying from the checkpoints, starting with the event that paused")
+			attempt = 0
+			obs.Restarted()
+			obs.Phase(PhaseStarting)
+			continue
 		}
 		if IsPermanent(err) || policy == policyFail {
 			return err
@@ -201,7 +236,8 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
 		attempt++
 		wait := backoff(opts.MinBackoff, opts.MaxBackoff, attempt)
 		log.Warn("transient error; reopening from checkpoints", "err", err, "attempt", attempt, "backoff", wait)
-		obs.Phase(PhaseRetrying)
+		next := time.Now().Add(wait).UTC()
+		rec.phase(PhaseRetrying, func(run *state.Run) { run.Attempt, run.NextRetry = attempt, next })
 		if !sleep(ctx, opts.Stop, wait) {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -213,15 +249,100 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
 	}
 }
 
-// pause keeps every position where it is and waits to be stopped.
-func pause(ctx context.Context, stop <-chan struct{}, log *slog.Logger, cause error) error {
-	log.Error("PIPELINE PAUSED: nothing more is read or written until sluice is restarted; fix the cause (or set on_error = \"dead_letter\" to set such events aside) and restart", "err", cause)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-stop:
-		return fmt.Errorf("%w: %w", ErrPaused, cause)
+// resumePoll is how often a paused pipeline looks for a resume request
+// file (state.RequestResume).
+const resumePoll = 200 * time.Millisecond
+
+// pause keeps every position where it is and waits to be resumed
+// (resumed true: a receive on resume, or a resume request file beside the
+// state file), stopped or cancelled.
+func pause(ctx context.Context, stop, resume <-chan struct{}, store *state.Store, log *slog.Logger, cause error) (resumed bool, err error) {
+	log.Error("PIPELINE PAUSED: nothing more is read or written until `sluice resume` (or a restart); fix the cause (or set on_error = \"dead_letter\" to set such events aside) and resume", "err", cause)
+	t := time.NewTicker(resumePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-stop:
+			return false, fmt.Errorf("%w: %w", ErrPaused, cause)
+		case <-resume:
+			return true, nil
+		case <-t.C:
+			if store.TakeResume() {
+				return true, nil
+			}
+		}
 	}
+}
+
+// pausedOf describes the cause of a pause for the status file.
+func pausedOf(cause error) *state.Paused {
+	p := &state.Paused{Error: cause.Error()}
+	var ee *EventError
+	if errors.As(cause, &ee) {
+		p.Stage, p.Table = ee.Stage, ee.Event.QualifiedTable()
+		p.Position = ee.Event.Position.Stream().String() + " " + ee.Event.Position.String()
+		p.Error = ee.Err.Error()
+	}
+	return p
+}
+
+// statusRecorder is the Observer that the engine hands its stages and the
+// components it builds: it passes everything on to RunOptions.Observer
+// and keeps the status file's phase, last error and Kafka lag.
+type statusRecorder struct {
+	Observer
+	store *state.Store
+	// failed reports that a stage reported an error in this attempt.
+	failed atomic.Bool
+}
+
+var (
+	_ RecoveryObserver  = (*statusRecorder)(nil)
+	_ SourceLagObserver = (*statusRecorder)(nil)
+)
+
+func (r *statusRecorder) Failed(stage string, err error) {
+	r.Observer.Failed(stage, err)
+	r.failed.Store(true)
+	r.lastError(stage, err)
+}
+
+func (r *statusRecorder) lastError(stage string, err error) {
+	now := time.Now().UTC()
+	r.store.UpdateRun(func(run *state.Run) {
+		run.LastError = &state.LastError{Time: now, Stage: stage, Error: err.Error()}
+	})
+}
+
+func (r *statusRecorder) Phase(p Phase) { r.phase(p, nil) }
+
+// phase records p (and, with detail, its details) and writes the status
+// file at once, so that `sluice status` sees a pause or a retry without
+// waiting for the next periodic write.
+func (r *statusRecorder) phase(p Phase, detail func(*state.Run)) {
+	r.Observer.Phase(p)
+	now := time.Now().UTC()
+	r.store.UpdateRun(func(run *state.Run) {
+		run.Phase, run.Since = p.String(), now
+		run.Attempt, run.NextRetry, run.Paused = 0, time.Time{}, nil
+		if detail != nil {
+			detail(run)
+		}
+	})
+	r.store.WriteStatus()
+}
+
+func (r *statusRecorder) Recovered(source string) { Recovered(r.Observer, source) }
+
+func (r *statusRecorder) SourceLag(source string, parts []PartitionLag) {
+	ReportSourceLag(r.Observer, source, parts)
+	out := make([]state.KafkaPartition, len(parts))
+	for i, p := range parts {
+		out[i] = state.KafkaPartition{Topic: p.Topic, Partition: p.Partition, HighWatermark: p.HighWatermark, Committed: p.Committed, Lag: p.Lag()}
+	}
+	r.store.SetKafkaLag(source, out)
 }
 
 // backoff returns the wait before retry attempt n (1-based): exponential

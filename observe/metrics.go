@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,11 +37,15 @@ type Metrics struct {
 	mu    sync.Mutex
 	lags  map[string]engine.SinkLag
 	phase engine.Phase
+	kafka map[string][]engine.PartitionLag // per Kafka source
+
+	resume chan struct{} // POST /resume sends, Run receives while paused
 }
 
 var (
-	_ engine.Observer         = (*Metrics)(nil)
-	_ engine.RecoveryObserver = (*Metrics)(nil)
+	_ engine.Observer          = (*Metrics)(nil)
+	_ engine.RecoveryObserver  = (*Metrics)(nil)
+	_ engine.SourceLagObserver = (*Metrics)(nil)
 )
 
 // probeTimeout bounds each PostgreSQL query a scrape makes.
@@ -75,7 +80,9 @@ func NewMetrics(cfg *dsl.Config) *Metrics {
 			Help: "Times the engine reopened everything from the checkpoints after an error."}),
 		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_slot_recoveries_total",
 			Help: `PostgreSQL sources with on_slot_lost = "resnapshot": times the replication slot was lost and recreated, and the tables copied again.`}, []string{"source"}),
-		lags: map[string]engine.SinkLag{},
+		lags:   map[string]engine.SinkLag{},
+		kafka:  map[string][]engine.PartitionLag{},
+		resume: make(chan struct{}),
 	}
 	for _, s := range cfg.Sources {
 		m.eventsIn.WithLabelValues(s.Name)
@@ -126,11 +133,23 @@ func (m *Metrics) Restarted()                   { m.restarts.Inc() }
 // (engine.RecoveryObserver).
 func (m *Metrics) Recovered(source string) { m.recoveries.WithLabelValues(source).Inc() }
 
+// SourceLag keeps a Kafka source's lag per partition for
+// sluice_source_kafka_lag_records (engine.SourceLagObserver).
+func (m *Metrics) SourceLag(source string, parts []engine.PartitionLag) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.kafka[source] = append([]engine.PartitionLag(nil), parts...)
+}
+
 func (m *Metrics) Phase(p engine.Phase) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.phase = p
 }
+
+// Resume is the channel to pass as engine.RunOptions.Resume: the
+// server's POST /resume sends on it while the pipeline is paused.
+func (m *Metrics) Resume() <-chan struct{} { return m.resume }
 
 // Ready reports whether every source and sink is open and the pipeline is
 // not paused or retrying, with the current phase.
@@ -161,11 +180,13 @@ var (
 	descSlotUp = prometheus.NewDesc("sluice_source_slot_up",
 		"PostgreSQL sources: 1 when the slot exists and the server answered, else 0.", []string{"source", "slot"}, nil)
 	descPhase = prometheus.NewDesc("sluice_phase",
-		"1 for the phase the pipeline is in (starting, running, retrying, paused, stopped), 0 for the others.", []string{"phase"}, nil)
+		"1 for the phase the pipeline is in (starting, running, retrying, paused, stopped, failed), 0 for the others.", []string{"phase"}, nil)
+	descKafkaLag = prometheus.NewDesc("sluice_source_kafka_lag_records",
+		"Kafka sources: the partition's high watermark (last stable offset) at the last fetch minus the next offset after what every sink has made durable.", []string{"source", "topic", "partition"}, nil)
 )
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLagSeconds, descLastCommit, descLagBytes, descWALLag, descWALRetained, descSafeWAL, descSlotUp, descPhase} {
+	for _, d := range []*prometheus.Desc{descLagSeconds, descLastCommit, descLagBytes, descWALLag, descWALRetained, descSafeWAL, descSlotUp, descPhase, descKafkaLag} {
 		ch <- d
 	}
 }
@@ -178,6 +199,11 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 		lags[k] = v
 	}
 	phase := c.m.phase
+	for source, parts := range c.m.kafka {
+		for _, p := range parts {
+			ch <- prometheus.MustNewConstMetric(descKafkaLag, prometheus.GaugeValue, float64(p.Lag()), source, p.Topic, strconv.Itoa(int(p.Partition)))
+		}
+	}
 	c.m.mu.Unlock()
 	for sink, l := range lags {
 		ch <- prometheus.MustNewConstMetric(descLagSeconds, prometheus.GaugeValue, l.Seconds(now), sink)
@@ -185,7 +211,7 @@ func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descLastCommit, prometheus.GaugeValue, float64(l.CommitTime.UnixNano())/1e9, sink)
 		}
 	}
-	for p := engine.PhaseStarting; p <= engine.PhaseStopped; p++ {
+	for p := engine.PhaseStarting; p <= engine.PhaseFailed; p++ {
 		v := 0.0
 		if p == phase {
 			v = 1

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluice-cdc/sluice/engine"
 )
 
 // Server serves, for one running pipeline:
@@ -19,6 +21,8 @@ import (
 //	/readyz   200 when every source and sink is open and the pipeline is
 //	          not paused or retrying, else 503 with the phase
 //	/status   the Status as JSON (what `sluice status --json` prints)
+//	/resume   POST: resume the paused pipeline (202), 409 when it is not
+//	          paused; see Resume
 type Server struct {
 	srv *http.Server
 	ln  net.Listener
@@ -53,6 +57,20 @@ func Listen(addr string, m *Metrics, status func(ctx context.Context) (Status, e
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(st)
+	})
+	mux.HandleFunc("POST /resume", func(w http.ResponseWriter, _ *http.Request) {
+		_, phase := m.Ready()
+		if phase == engine.PhasePaused {
+			select {
+			case m.resume <- struct{}{}:
+				w.WriteHeader(http.StatusAccepted)
+				fmt.Fprintln(w, "resuming")
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		w.WriteHeader(http.StatusConflict)
+		fmt.Fprintf(w, "not paused (%s)\n", phase)
 	})
 	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }

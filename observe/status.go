@@ -20,11 +20,29 @@ type Status struct {
 	// Running reports that a `sluice run` holds the state file (its lock);
 	// the live figures (lag seconds, snapshot rate) are then at most a
 	// second old, and absent when it is not running.
-	Running     bool      `json:"running"`
-	Updated     time.Time `json:"updated"`
-	Sources     []Source  `json:"sources"`
-	Sinks       []Sink    `json:"sinks"`
-	DeadLetters int       `json:"dead_letters"`
+	Running bool `json:"running"`
+	// Phase is where the pipeline is: "snapshotting" or "streaming"
+	// (running, with an initial snapshot under way or not), "starting",
+	// "retrying" (see Retry), "paused" (see Paused), or, when no sluice
+	// runs it, how the last run ended: "stopped" or "failed" (see
+	// LastError).
+	Phase string `json:"phase"`
+	// PhaseSince is when the pipeline entered Phase (absent when unknown).
+	PhaseSince *time.Time `json:"phase_since,omitempty"`
+	// PID is the process that runs (or last ran) the pipeline.
+	PID int `json:"pid,omitempty"`
+	// Retry is the retry under way (phase "retrying").
+	Retry *Retry `json:"retry,omitempty"`
+	// Paused is what paused the pipeline (phase "paused"): the event's
+	// stage, table and position, and the error. `sluice resume` retries it.
+	Paused *state.Paused `json:"paused,omitempty"`
+	// LastError is the last error that ended an attempt, with its time
+	// and stage (redacted by the components: no secrets).
+	LastError   *state.LastError `json:"last_error,omitempty"`
+	Updated     time.Time        `json:"updated"`
+	Sources     []Source         `json:"sources"`
+	Sinks       []Sink           `json:"sinks"`
+	DeadLetters int              `json:"dead_letters"`
 	// Problems lists what could not be measured (a PostgreSQL server that
 	// did not answer), so that a missing figure is explained.
 	Problems []string `json:"problems,omitempty"`
@@ -41,6 +59,15 @@ type Source struct {
 	// WAL is the slot as the server sees it (PostgreSQL sources, when the
 	// server was asked).
 	WAL *WAL `json:"wal,omitempty"`
+	// Kafka is, for a Kafka source of a running pipeline, its
+	// consumer-group lag per partition it owns, as of its last fetch.
+	Kafka []state.KafkaPartition `json:"kafka,omitempty"`
+}
+
+// Retry is a retry under way.
+type Retry struct {
+	Attempt int       `json:"attempt"`
+	Next    time.Time `json:"next"`
 }
 
 // Snapshot is an initial snapshot's progress.
@@ -98,7 +125,7 @@ func Build(ctx context.Context, cfg *dsl.Config, st state.Status, opts Options) 
 	current := map[string]uint64{} // per PostgreSQL source probed
 	for _, s := range cfg.Sources {
 		ss := st.Sources[s.Name]
-		src := Source{Name: s.Name, Type: s.Type, Acked: ss.Acked}
+		src := Source{Name: s.Name, Type: s.Type, Acked: ss.Acked, Kafka: ss.Kafka}
 		if src.Acked == nil {
 			src.Acked = change.Checkpoint{}
 		}
@@ -145,7 +172,40 @@ func Build(ctx context.Context, cfg *dsl.Config, st state.Status, opts Options) 
 		sink.LagBytes = bytesBehind(sink.Committed, current)
 		out.Sinks = append(out.Sinks, sink)
 	}
+	setPhase(&out, st)
 	return out
+}
+
+// setPhase fills in the phase, the retry or pause and the last error from
+// the run the status file reports.
+func setPhase(out *Status, st state.Status) {
+	run := st.Run
+	if run == nil {
+		out.Phase = "stopped"
+		if st.Running {
+			out.Phase = "running" // a status file without a phase
+		}
+		return
+	}
+	out.Phase, out.PID, out.Paused, out.LastError = run.Phase, run.PID, run.Paused, run.LastError
+	if !run.Since.IsZero() {
+		t := run.Since
+		out.PhaseSince = &t
+	}
+	switch run.Phase {
+	case engine.PhaseRunning.String():
+		out.Phase = "streaming"
+		for _, s := range out.Sources {
+			if s.Snapshot != nil && !s.Snapshot.Done {
+				out.Phase = "snapshotting"
+			}
+		}
+	case engine.PhaseRetrying.String():
+		out.Retry = &Retry{Attempt: run.Attempt, Next: run.NextRetry}
+	}
+	if !st.Running && run.Phase != engine.PhaseFailed.String() {
+		out.Phase = engine.PhaseStopped.String()
+	}
 }
 
 // bytesBehind is the largest distance from a probed source's current WAL

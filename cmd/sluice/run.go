@@ -32,8 +32,8 @@ import (
 // at once; and give each its own state file (its own working directory,
 // or pipeline.state set through a variable).
 //
-// With --http it serves /metrics, /healthz, /readyz and /status (package
-// observe). On a terminal it draws a progress bar per initial snapshot;
+// With --http it serves /metrics, /healthz, /readyz and /status, and
+// takes POST /resume (package observe). On a terminal it draws a progress bar per initial snapshot;
 // elsewhere (CI logs, files) it never does.
 func (c *cli) runPipeline(args []string) int {
 	fs := c.flags("run", "FILE [-var NAME=value] [--log-format text|json] [--http 127.0.0.1:9187] [--instance NAME]")
@@ -93,6 +93,7 @@ func (c *cli) runPipeline(args []string) int {
 	if *httpAddr != "" {
 		metrics := observe.NewMetrics(cfg)
 		opts.Observer = metrics
+		opts.Resume = metrics.Resume()
 		srv, err := observe.Listen(*httpAddr, metrics, func(ctx context.Context) (observe.Status, error) {
 			st, err := state.StatusFile(statePath)
 			if err != nil {

@@ -74,7 +74,9 @@ func writeStatus(w io.Writer, cfg *dsl.Config, st observe.Status) {
 	if st.Running {
 		running = "running"
 	}
-	fmt.Fprintf(w, "pipeline %q (%s), state %s\n\n", st.Pipeline, running, st.State)
+	fmt.Fprintf(w, "pipeline %q (%s), state %s\n", st.Pipeline, running, st.State)
+	writePhase(w, st)
+	fmt.Fprintln(w)
 	types := map[string]string{}
 	for _, s := range cfg.Sources {
 		types[s.Name] = s.Type
@@ -116,6 +118,7 @@ func writeStatus(w io.Writer, cfg *dsl.Config, st observe.Status) {
 		writeCheckpoint(tw, s.Name, s.Committed, types, lag+"\t"+bytes+"\t"+at)
 	}
 	tw.Flush()
+	writeKafkaLag(w, st)
 	for _, s := range st.Sources {
 		if s.Snapshot == nil {
 			continue
@@ -126,6 +129,58 @@ func writeStatus(w io.Writer, cfg *dsl.Config, st observe.Status) {
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
 	}
+}
+
+// writePhase writes the phase line, the retry or pause under way and the
+// last error.
+func writePhase(w io.Writer, st observe.Status) {
+	since := ""
+	if st.PhaseSince != nil {
+		since = " since " + st.PhaseSince.Format(time.RFC3339)
+	}
+	pid := ""
+	if st.PID != 0 {
+		pid = fmt.Sprintf(" (pid %d)", st.PID)
+	}
+	fmt.Fprintf(w, "phase: %s%s%s\n", st.Phase, since, pid)
+	if r := st.Retry; r != nil {
+		fmt.Fprintf(w, "  retry attempt %d at %s\n", r.Attempt, r.Next.Format(time.RFC3339))
+	}
+	if p := st.Paused; p != nil {
+		if p.Stage != "" {
+			fmt.Fprintf(w, "  paused at %s, table %s, position %s\n", p.Stage, p.Table, p.Position)
+		}
+		fmt.Fprintf(w, "  error: %s\n", p.Error)
+		fmt.Fprintln(w, "  fix the cause, then `sluice resume FILE` retries the event")
+	}
+	if e := st.LastError; e != nil {
+		stage := ""
+		if e.Stage != "" {
+			stage = " in " + e.Stage
+		}
+		fmt.Fprintf(w, "last error%s at %s: %s\n", stage, e.Time.Format(time.RFC3339), e.Error)
+	}
+}
+
+// writeKafkaLag writes each Kafka source's consumer-group lag per
+// partition.
+func writeKafkaLag(w io.Writer, st observe.Status) {
+	has := false
+	for _, s := range st.Sources {
+		has = has || len(s.Kafka) > 0
+	}
+	if !has {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KAFKA SOURCE\tTOPIC\tPARTITION\tHIGH WATERMARK\tCOMMITTED\tLAG (RECORDS)")
+	for _, s := range st.Sources {
+		for _, p := range s.Kafka {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", s.Name, p.Topic, p.Partition, p.HighWatermark, p.Committed, p.Lag)
+		}
+	}
+	tw.Flush()
 }
 
 func writeSnapshot(w io.Writer, source string, s *observe.Snapshot) {

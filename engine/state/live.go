@@ -12,6 +12,9 @@ import (
 type live struct {
 	sinks   map[string]time.Time // BehindSince per sink
 	sources map[string]snapshotRate
+	kafka   map[string][]KafkaPartition // per Kafka source
+	run     Run
+	hasRun  bool
 }
 
 type snapshotRate struct {
@@ -71,5 +74,22 @@ func (s *Store) addLive(st *Status) {
 		src := st.Sources[name]
 		src.SnapshotRows, src.SnapshotSince = r.rows, r.since
 		st.Sources[name] = src
+	}
+	for name, parts := range s.live.kafka {
+		src := st.Sources[name]
+		src.Kafka = append([]KafkaPartition(nil), parts...)
+		st.Sources[name] = src
+	}
+	if s.live.hasRun {
+		run := s.live.run
+		if run.Paused != nil {
+			p := *run.Paused
+			run.Paused = &p
+		}
+		if run.LastError != nil {
+			e := *run.LastError
+			run.LastError = &e
+		}
+		st.Run = &run
 	}
 }

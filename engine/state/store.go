@@ -500,6 +500,10 @@ type Status struct {
 	Sinks       map[string]SinkStatus `json:"sinks"`
 	DeadLetters int                   `json:"dead_letters"`
 	Updated     time.Time             `json:"updated"`
+	// Run is the running pipeline's phase and last error (status file
+	// only); when no pipeline runs, the last one the status file kept
+	// (its phase then "stopped" or "failed"), nil if there is none.
+	Run *Run `json:"run,omitempty"`
 }
 
 // SourceStatus is one source's acknowledged position and progress.
@@ -514,6 +518,9 @@ type SourceStatus struct {
 	// first, for a rate and an ETA.
 	SnapshotRows  int64     `json:"snapshot_rows,omitempty"`
 	SnapshotSince time.Time `json:"snapshot_since,omitzero"`
+	// Kafka is, for a Kafka source, its partitions' consumer-group lag as
+	// the running source last saw it (status file only).
+	Kafka []KafkaPartition `json:"kafka,omitempty"`
 }
 
 // SinkStatus is one sink's committed position.
@@ -652,7 +659,28 @@ func Inspect(path string) (Status, error) {
 		return err
 	})
 	st.Path = path
+	if err == nil {
+		st.Run = lastRun(path)
+	}
 	return st, err
+}
+
+// lastRun is the Run in the status file a pipeline left behind when it
+// stopped, nil if there is none. A run that did not get to write its
+// last phase (killed) said it was running: it is reported "stopped".
+func lastRun(path string) *Run {
+	b, err := os.ReadFile(statusPath(path))
+	if err != nil {
+		return nil
+	}
+	var st Status
+	if json.Unmarshal(b, &st) != nil || st.Run == nil {
+		return nil
+	}
+	if st.Run.Phase != "failed" && st.Run.Phase != "stopped" {
+		st.Run.Phase, st.Run.Attempt, st.Run.NextRetry, st.Run.Paused = "stopped", 0, time.Time{}, nil
+	}
+	return st.Run
 }
 
 // StatusFile reads the status file that the running pipeline holding the
