@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,7 @@ type Source struct {
 	group   string
 	native  bool
 	log     *slog.Logger
+	obs     engine.Observer // takes the consumer-group lag (engine.SourceLagObserver)
 	// revokeWait bounds how long a revocation waits for the sinks to
 	// acknowledge what was delivered of the revoked partitions.
 	revokeWait time.Duration
@@ -52,7 +54,12 @@ type Source struct {
 	delivered map[partition]int64 // the last offset Read returned, per owned partition
 	acked     map[partition]int64 // the last offset acknowledged
 	committed map[partition]int64 // the offset committed to the group (next to read)
-	closing   bool
+	// hwm is, per owned partition fetched from, its end at the last fetch
+	// (the last stable offset: records are read committed); first is the
+	// first offset fetched of it since it was assigned. See lagLocked.
+	hwm     map[partition]int64
+	first   map[partition]int64
+	closing bool
 }
 
 type partition struct {
@@ -94,6 +101,7 @@ func newSource(b engine.Build, s *dsl.Source) (*Source, error) {
 	src := &Source{
 		name: s.Name, label: label, brokers: c.Brokers, topics: c.Topics, group: c.Group,
 		native: c.Format == "native", log: logger.With("source", s.Name), revokeWait: 30 * time.Second, maxPoll: maxPoll,
+		obs: b.Observer,
 	}
 	src.acks = sync.NewCond(&src.mu)
 	conn, err := kafkaconn.Options(c.TLS, c.SASL)
@@ -111,6 +119,7 @@ func (s *Source) Open(ctx context.Context, from change.Checkpoint, _ engine.Stat
 	s.mu.Lock()
 	s.from = from.Clone()
 	s.delivered, s.acked, s.committed = map[partition]int64{}, map[partition]int64{}, map[partition]int64{}
+	s.hwm, s.first = map[partition]int64{}, map[partition]int64{}
 	s.closing = false
 	s.mu.Unlock()
 	opts := append([]kgo.Opt{
@@ -173,6 +182,7 @@ func (s *Source) Read(ctx context.Context) ([]change.Event, error) {
 			return nil, err
 		}
 		events, err := s.decode(fs)
+		s.reportLag()
 		if err != nil || len(events) > 0 {
 			return events, err
 		}
@@ -186,7 +196,19 @@ func (s *Source) decode(fs kgo.Fetches) ([]change.Event, error) {
 	var err error
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		end := p.LastStableOffset
+		if end < 0 {
+			end = p.HighWatermark
+		}
+		if end >= 0 {
+			s.hwm[partition{p.Topic, p.Partition}] = end
+		}
+	})
 	fs.EachRecord(func(r *kgo.Record) {
+		if _, ok := s.first[partition{r.Topic, r.Partition}]; !ok {
+			s.first[partition{r.Topic, r.Partition}] = r.Offset
+		}
 		if err != nil {
 			return
 		}
@@ -265,10 +287,44 @@ func (s *Source) Ack(ctx context.Context, cp change.Checkpoint) error {
 	s.acks.Broadcast()
 	cl := s.cl
 	s.mu.Unlock()
+	s.reportLag()
 	if len(commit) > 0 && cl != nil {
 		s.commit(ctx, cl, commit)
 	}
 	return nil
+}
+
+// reportLag gives the observer the consumer-group lag of every owned
+// partition fetched from (engine.ReportSourceLag): the partition's end at
+// the last fetch minus the next offset after what every sink has made
+// durable (the one Ack commits to the group). A partition nothing was
+// fetched of since its assignment is not reported. The end is as of the
+// last fetch that returned the partition, and a transactional producer's
+// commit marker counts as a record until a record after it is read.
+func (s *Source) reportLag() {
+	if s.obs == nil {
+		return
+	}
+	s.mu.Lock()
+	parts := make([]engine.PartitionLag, 0, len(s.hwm))
+	for p, end := range s.hwm {
+		next := end // fetched, with no record: nothing to read
+		if f, ok := s.first[p]; ok {
+			next = f
+		}
+		if pos, ok := s.from[change.Stream{Source: s.name, Partition: p.topic + "/" + strconv.Itoa(int(p.part))}]; ok && int64(pos.Offset)+1 > next {
+			next = int64(pos.Offset) + 1
+		}
+		parts = append(parts, engine.PartitionLag{Topic: p.topic, Partition: p.part, HighWatermark: end, Committed: next})
+	}
+	s.mu.Unlock()
+	sort.Slice(parts, func(i, j int) bool {
+		if parts[i].Topic != parts[j].Topic {
+			return parts[i].Topic < parts[j].Topic
+		}
+		return parts[i].Partition < parts[j].Partition
+	})
+	engine.ReportSourceLag(s.obs, s.name, parts)
 }
 
 // commit commits offsets to the group and remembers the ones that took.
@@ -407,6 +463,8 @@ func (s *Source) forget(p partition) {
 	delete(s.delivered, p)
 	delete(s.acked, p)
 	delete(s.committed, p)
+	delete(s.hwm, p)
+	delete(s.first, p)
 }
 
 // Close leaves the group (committing what was acknowledged) and closes
