@@ -102,6 +102,7 @@ sink "postgres" "out" {
 		!strings.Contains(text.String(), "last error in sink.out") {
 		t.Errorf("status text (exit %d) lacks the pause:\n%s", code, text.String())
 	}
+	t.Logf("sluice status while paused:\n%s", text.String())
 
 	// Resumed with the target unchanged, the event fails again: paused
 	// again, with the new error.
