@@ -2,10 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/dsl/eventexpr"
@@ -272,4 +278,131 @@ func typeHint(lit, typ string) string {
 		return "The column is not boolean. Compare it with a value of its own type."
 	}
 	return ""
+}
+
+// liveTLS connects to the database of each PostgreSQL source, PostgreSQL
+// sink and MySQL sink as the pipeline would (the DSN; for MySQL also the
+// tls block) and says what TLS each session negotiated: a note per
+// encrypted connection (protocol and cipher), and a warning, pointing at
+// the dsn, for one that is not encrypted. A PostgreSQL source's
+// replication connection is made from the same DSN, so it has the same
+// TLS settings. A source that cannot connect is left to CheckLive, which
+// says why; a sink that cannot connect is a warning with the fix.
+func liveTLS(ctx context.Context, cfg *dsl.Config) (notes []string, diags dsl.Diagnostics) {
+	// judge says what one connection's state is: a note, or a warning.
+	judge := func(label string, st tlsState, err error, quiet bool) (note, warning string) {
+		switch {
+		case err != nil && !quiet:
+			return "", fmt.Sprintf("%s: could not check TLS: %v", label, redactTLS(err, st.secret))
+		case err != nil:
+			return "", ""
+		case st.encrypted:
+			return fmt.Sprintf("%s: TLS on (%s)", label, st.detail), ""
+		}
+		return "", fmt.Sprintf("%s: the connection is not encrypted (TLS off): rows and credentials cross the network in clear", label)
+	}
+	const pgFix = "Add sslmode=verify-full&sslrootcert=/path/to/ca.pem to dsn (with sslcert and sslkey where the server wants a client certificate)."
+	const mysqlFix = `Add a tls { ca_file = "/path/to/ca.pem" } block to the sink (cert_file and key_file where the server wants a client certificate), or tls=true in dsn for a certificate the system's roots sign.`
+	for _, s := range cfg.Sources {
+		if s.Postgres == nil {
+			continue
+		}
+		st, err := postgresTLS(ctx, s.Postgres.DSN)
+		note, warning := judge(fmt.Sprintf("source %q", s.Name), st, err, true)
+		if note != "" {
+			notes = append(notes, note+"; its replication connection uses the same dsn")
+		}
+		if warning != "" {
+			diags = append(diags, dsl.Problem(true, rangeOf(s.Postgres.Ranges, "dsn", s.DeclRange), warning, pgFix))
+		}
+	}
+	for _, s := range cfg.Sinks {
+		var note, warning, fix string
+		var refused bool
+		at := s.DeclRange
+		switch {
+		case s.Postgres != nil:
+			st, err := postgresTLS(ctx, s.Postgres.DSN)
+			note, warning = judge(fmt.Sprintf("sink %q", s.Name), st, err, false)
+			at, fix, refused = rangeOf(s.Postgres.Ranges, "dsn", s.DeclRange), pgFix, certRefused(err)
+			if err != nil {
+				fix = ""
+			}
+		case s.MySQL != nil:
+			at = rangeOf(s.MySQL.Ranges, "dsn", s.DeclRange)
+			if s.MySQL.TLS != nil {
+				at = rangeOf(s.MySQL.TLS.Ranges, "ca_file", at)
+			}
+			m, err := mysqlsink.CheckTLS(ctx, s.MySQL.DSN, s.MySQL.TLS)
+			refused = certRefused(err)
+			if err != nil {
+				err = errors.New(redactDSN(err, s.MySQL.DSN))
+			}
+			note, warning = judge(fmt.Sprintf("sink %q", s.Name), tlsState{encrypted: m.Encrypted(), detail: m.String()}, err, false)
+			if err == nil { // else the error says what to set
+				fix = mysqlFix
+			}
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
+		if warning != "" {
+			// A certificate the sink refuses fails the pipeline at start.
+			diags = append(diags, dsl.Problem(!refused, at, warning, fix))
+		}
+	}
+	return notes, diags
+}
+
+type tlsState struct {
+	encrypted bool
+	detail    string // protocol and cipher
+	secret    string // the DSN's password, to keep out of messages
+}
+
+// certRefused reports whether err is a server certificate the client did
+// not trust (CA or name): a pipeline with it fails at start.
+func certRefused(err error) bool {
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		host      x509.HostnameError
+		verify    *tls.CertificateVerificationError
+	)
+	return err != nil && (errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &host) || errors.As(err, &verify))
+}
+
+func redactTLS(err error, secret string) string {
+	if secret == "" {
+		return err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), secret, "***")
+}
+
+// postgresTLS opens one session with dsn and reads its TLS state from
+// pg_stat_ssl. The state carries the DSN's password for the caller to
+// redact errors with.
+func postgresTLS(ctx context.Context, dsn string) (tlsState, error) {
+	c, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return tlsState{}, errors.New("dsn is not a valid PostgreSQL connection string")
+	}
+	st := tlsState{secret: c.Password}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return st, err
+	}
+	defer conn.Close(context.Background())
+	var version, cipher string
+	err = conn.QueryRow(ctx, "SELECT ssl, coalesce(version, ''), coalesce(cipher, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&st.encrypted, &version, &cipher)
+	st.detail = version + ", " + cipher
+	return st, err
+}
+
+// rangeOf is ranges[attr], else def.
+func rangeOf[R any](ranges map[string]R, attr string, def R) R {
+	if r, ok := ranges[attr]; ok {
+		return r
+	}
+	return def
 }

@@ -26,9 +26,13 @@ func (c *cli) validate(args []string) int {
 	all := []json.RawMessage{}
 	for _, path := range files {
 		cfg, parsed, diags := dsl.LoadFileWith(path, dsl.Options{Vars: vars, Offline: !*live})
+		var notes []string // what the live checks found that is fine (TLS on)
 		if *live && !diags.HasErrors() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			diags = append(diags, liveProblems(ctx, cfg)...)
+			var tlsDiags dsl.Diagnostics
+			notes, tlsDiags = liveTLS(ctx, cfg)
+			diags = append(diags, tlsDiags...)
 			cancel()
 		}
 		if diags.HasErrors() {
@@ -37,6 +41,9 @@ func (c *cli) validate(args []string) int {
 		if !*asJSON {
 			if err := dsl.WriteDiagnostics(c.stderr, parsed, diags, false); err != nil {
 				c.errorf("%v", err)
+			}
+			for _, n := range notes {
+				fmt.Fprintf(c.stdout, "%s: %s\n", path, n)
 			}
 			if !diags.HasErrors() {
 				fmt.Fprintf(c.stdout, "%s: ok\n", path)
