@@ -52,7 +52,7 @@ func commands() map[string]command {
 		"resume":   {"resume a paused pipeline (on_error = \"pause\") without a restart", (*cli).resume},
 		"dlq":      {"list, replay or purge dead-lettered events (dlq list|replay|purge FILE)", (*cli).dlq},
 		"verify":   {"compare source rows (through the transforms) with each sink's target table", (*cli).verify},
-		"wait":     {"exit 0 once every sink's lag stays below --max-lag for --for (1 on --timeout)", (*cli).wait},
+		"wait":     {"exit 0 once every sink's lag stays below --max-lag (and each Kafka partition's at most --max-lag-records) for --for (1 on --timeout)", (*cli).wait},
 		"drop":     {"remove the pipeline's replication slots, publications and state file (asks first; --yes)", (*cli).drop},
 		"plan":     {"print the CREATE/ALTER statements auto_create and schema changes would run on each SQL sink's target, and how existing tables differ; changes nothing", (*cli).plan},
 	}
