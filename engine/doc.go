@@ -66,8 +66,11 @@
 //     position.
 //   - pause (and retry, for which retrying cannot fix an event): nothing
 //     more is read or committed, positions stay where they are, the pause
-//     is logged at error level, and Run waits for Stop, then returns an
-//     error wrapping ErrPaused.
+//     is logged at error level, and Run waits for a resume
+//     (RunOptions.Resume, or a request file beside the state file:
+//     `sluice resume`), after which it reopens from the checkpoints and
+//     retries the event (pausing again if it fails again), or for Stop,
+//     after which it returns an error wrapping ErrPaused.
 //
 // Graph.ReplayDeadLetters writes dead letters again once the cause is
 // fixed (`sluice dlq replay`).
