@@ -100,8 +100,10 @@ type PostgresSource struct {
 	Snapshot    string   // "initial" (default) | "never"
 	Exclude     []string // "schema.table.column": never leaves PostgreSQL
 	Heartbeat   time.Duration
-	OnSlotLost  string               // "fail" (default) | "resnapshot"
-	Ranges      map[string]hcl.Range // attribute name → where it is written, for later diagnostics
+	OnSlotLost  string // "fail" (default) | "resnapshot"
+	// MaxRowsPerSecond limits the snapshot's read rate; 0: none.
+	MaxRowsPerSecond int
+	Ranges           map[string]hcl.Range // attribute name → where it is written, for later diagnostics
 }
 
 // KafkaSource consumes change events from Kafka topics.
@@ -179,9 +181,11 @@ type TableSink struct {
 	BatchSize     int    // default 1000
 	SchemaChanges string // "add_columns" (default) | "drop_columns" | "fail"
 	Truncate      string // "apply" (default) | "skip" | "fail"
-	Enums         string // MySQL only: "enum" (default) | "varchar"
-	TLS           *TLS   // MySQL only: the tls block
-	Ranges        map[string]hcl.Range
+	// MaxRowsPerSecond limits the rows written per second; 0: none.
+	MaxRowsPerSecond int
+	Enums            string // MySQL only: "enum" (default) | "varchar"
+	TLS              *TLS   // MySQL only: the tls block
+	Ranges           map[string]hcl.Range
 }
 
 // KafkaSink writes change events to Kafka topics.

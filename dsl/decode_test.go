@@ -30,7 +30,7 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	pg := cfg.Sources[0].Postgres
 	pg.Ranges = nil
 	wantPG := &PostgresSource{DSN: "postgres://sluice:s3cret@127.0.0.1:5432/app", Tables: []string{"public.users", "shop.*"},
-		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot"}
+		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot", MaxRowsPerSecond: 5000}
 	eq(t, "postgres source", pg, wantPG)
 	k := cfg.Sources[1].Kafka
 	k.Ranges, k.TLS.Ranges, k.SASL.Ranges = nil, nil, nil
@@ -64,11 +64,11 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	my := sinks["replica"].MySQL
 	my.Ranges = nil
 	eq(t, "mysql sink", my, &TableSink{DSN: "root:s3cret@tcp(127.0.0.1:3306)/app", Table: "users_replica", Key: []string{"id"}, Mode: "update",
-		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail", Truncate: "skip", Enums: "varchar"})
+		Columns: []string{"email"}, Delete: "soft", AutoCreate: true, BatchSize: 50, SchemaChanges: "fail", Truncate: "skip", Enums: "varchar", MaxRowsPerSecond: 2000})
 	pgs := sinks["copy"].Postgres
 	pgs.Ranges = nil
 	eq(t, "postgres sink", pgs, &TableSink{DSN: "postgres://127.0.0.1/copy", Table: "users_copy", Key: []string{"id", "email"}, Mode: "update",
-		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "drop_columns", Truncate: "fail"})
+		Columns: []string{"email", "id"}, Delete: "skip", AutoCreate: true, BatchSize: 10, SchemaChanges: "drop_columns", Truncate: "fail", MaxRowsPerSecond: 100})
 	ks := sinks["out"].Kafka
 	if o := ks.Outbox; o == nil || o.Topic.Source != "'outbox.' + row.kind" || o.Key.Source != "row.aggregate_id" || o.Value.Source != "row.payload" ||
 		len(o.Headers) != 1 || o.Headers[0].Column != "id" || o.Headers[0].Expr.Source != "string(row.id)" {

@@ -288,6 +288,8 @@ var sourceSpecs = []*blockSpec{
 				Doc: `Columns, as "schema.table.column", that never leave PostgreSQL (left out of the publication's column list). Needs PostgreSQL 15 or later, and a table whose replica identity is not FULL (PostgreSQL refuses updates and deletes of such a table when its publication leaves a column out).`},
 			{Name: "heartbeat", Type: tDuration, Field: "Heartbeat", Default: 10 * time.Second,
 				Doc: "How often to confirm progress to PostgreSQL when no changes arrive, so WAL does not pile up."},
+			{Name: "max_rows_per_second", Type: tInt, Field: "MaxRowsPerSecond", DefaultDoc: "no limit", Min: 1,
+				Doc: "The most snapshot rows read per second, so that a copy of a production database takes no more than its share (streamed changes are not held back)."},
 			{Name: "on_slot_lost", Type: tString, Field: "OnSlotLost", Default: "fail", Enum: onSlotLostValues,
 				Doc: "When the replication slot is gone or invalidated (dropped, `max_slot_wal_keep_size`, a restore or failover): `fail` stops with the cause, the lost range and the recovery command; `resnapshot` creates a new slot and copies the tables again while the pipeline goes on, with a warning and the `sluice_slot_recoveries_total` metric (upsert targets converge, but rows deleted while the slot was lost stay in them until re-synced)."},
 		},
@@ -363,6 +365,8 @@ func tableSinkAttrs() []attrSpec {
 			Doc: "How many events the sink applies before it commits (at the next source-transaction boundary), in statements of up to 500 rows; a row the target rejects costs replaying at most this many events one by one."},
 		{Name: "schema_changes", Type: tString, Field: "SchemaChanges", Default: "add_columns", Enum: schemaChangesValues,
 			Doc: "When the source table's columns change: `add_columns` adds new ones (with the source's constant default), widens a column whose type widened and makes a dropped one nullable; `drop_columns` does the same but drops the dropped ones; `fail` stops the pipeline. A narrowing type change always stops it (docs/operations.md)."},
+		{Name: "max_rows_per_second", Type: tInt, Field: "MaxRowsPerSecond", DefaultDoc: "no limit", Min: 1,
+			Doc: "The most rows written to the target per second, for a backfill or a copy into a production database; events wait, nothing is dropped."},
 		{Name: "truncate", Type: tString, Field: "Truncate", Default: "apply", Enum: truncateValues,
 			Doc: "When a source table is truncated: `apply` empties the target table in the same target transaction (soft deletes mark every row, append mode records the truncate), `skip` ignores it, `fail` stops the pipeline."},
 	}

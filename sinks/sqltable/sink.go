@@ -12,6 +12,7 @@ import (
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/throttle"
 )
 
 // Target is what a database sink package hands to New: its dialect and
@@ -63,6 +64,8 @@ type Sink struct {
 	// baseDomains are the source domains (schema.name) the target refused
 	// to create: their columns get the domain's base type (typeddl.go).
 	baseDomains map[string]bool
+	// throttle holds writes to max_rows_per_second (nil: none).
+	throttle *throttle.Limiter
 }
 
 var (
@@ -100,7 +103,7 @@ func New(b engine.Build, s *dsl.Sink, c *dsl.TableSink, tgt Target) (*Sink, erro
 		d.Quote("pipeline"), d.Quote("sink"), d.Quote("checkpoint"), d.Quote("updated_at"),
 		d.Placeholder(1), d.Placeholder(2), d.Placeholder(3), d.Placeholder(4),
 		d.OnConflict([]string{"pipeline", "sink"}, nil))
-	return &Sink{d: d, tgt: tgt, opts: o, pipeline: pipeline, name: s.Name, log: log.With("sink", s.Name),
+	return &Sink{d: d, tgt: tgt, opts: o, pipeline: pipeline, name: s.Name, log: log.With("sink", s.Name), throttle: throttle.New(c.MaxRowsPerSecond),
 		cpSQL: cpSQL, cpInit: cpInit, cpLock: checkpointQuery(d) + " FOR UPDATE"}, nil
 }
 
@@ -242,6 +245,9 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 	}
 	for len(events) > 0 {
 		n := min(len(events), s.opts.batch)
+		if err := s.throttle.Wait(ctx, n); err != nil {
+			return err
+		}
 		if err := s.writeChunk(ctx, events[:n]); err != nil {
 			if !isReject(err) {
 				s.lost = err

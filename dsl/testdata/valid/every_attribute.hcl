@@ -10,14 +10,15 @@ variable "brokers" { default = "127.0.0.1:9092" }
 variable "batch" { default = 50 }
 
 source "postgres" "pg" {
-  dsn          = env("SOURCE_DSN")
-  tables       = ["public.users", "shop.*"]
-  slot         = "every_slot"
-  publication  = "every_pub"
-  snapshot     = "never"
-  exclude      = ["public.users.password"]
-  heartbeat    = "2s"
-  on_slot_lost = "resnapshot"
+  dsn                 = env("SOURCE_DSN")
+  tables              = ["public.users", "shop.*"]
+  slot                = "every_slot"
+  publication         = "every_pub"
+  snapshot            = "never"
+  exclude             = ["public.users.password"]
+  heartbeat           = "2s"
+  on_slot_lost        = "resnapshot"
+  max_rows_per_second = 5000
 }
 
 source "kafka" "events" {
@@ -63,32 +64,34 @@ transform "narrow" {
 }
 
 sink "mysql" "replica" {
-  from           = transform.narrow
-  dsn            = env("TARGET_DSN")
-  table          = "users_replica"
-  key            = ["id"]
-  mode           = "update"
-  columns        = ["email"]
-  delete         = "soft"
-  auto_create    = true
-  batch_size     = var.batch
-  schema_changes = "fail"
-  truncate       = "skip"
-  enums          = "varchar"
+  from                = transform.narrow
+  dsn                 = env("TARGET_DSN")
+  table               = "users_replica"
+  key                 = ["id"]
+  mode                = "update"
+  columns             = ["email"]
+  delete              = "soft"
+  auto_create         = true
+  batch_size          = var.batch
+  schema_changes      = "fail"
+  truncate            = "skip"
+  max_rows_per_second = 2000
+  enums               = "varchar"
 }
 
 sink "postgres" "copy" {
-  from           = transform.clean
-  dsn            = env("UNSET_EVERY_DSN", "postgres://127.0.0.1/copy")
-  table          = "users_copy"
-  key            = ["id", "email"]
-  mode           = "update"
-  columns        = ["email", "id"]
-  delete         = "skip"
-  auto_create    = true
-  batch_size     = 10
-  schema_changes = "drop_columns"
-  truncate       = "fail"
+  from                = transform.clean
+  dsn                 = env("UNSET_EVERY_DSN", "postgres://127.0.0.1/copy")
+  table               = "users_copy"
+  key                 = ["id", "email"]
+  mode                = "update"
+  columns             = ["email", "id"]
+  delete              = "skip"
+  auto_create         = true
+  batch_size          = 10
+  schema_changes      = "drop_columns"
+  truncate            = "fail"
+  max_rows_per_second = 100
 }
 
 sink "kafka" "out" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
@@ -274,6 +275,25 @@ var fidelityCases = []testCase{
 					e.expectRows("docs", docCols, "1|one|b1", "2|two|NULL")
 				})
 			})
+		}
+	}},
+	{"max_rows_per_second holds the writes to the rate", func(t *testing.T, tg Target) {
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, MaxRowsPerSecond: 1000, BatchSize: 100})
+		var g gen
+		evs := make([]change.Event, 0, 600)
+		for i := int64(1); i <= 600; i++ {
+			evs = append(evs, g.ins(docs, doc(i, "t", "b")))
+		}
+		start := time.Now()
+		e.mustWrite(evs...)
+		e.flush()
+		// 600 rows at 1,000 a second, the first tenth of a second free:
+		// at least 0.5 s (only the lower bound: a loaded machine is slower).
+		if took := time.Since(start); took < 450*time.Millisecond {
+			t.Errorf("600 rows at max_rows_per_second = 1000 took %v, want at least 0.5 s", took)
+		}
+		if n := e.count("docs"); n != 600 {
+			t.Errorf("%d rows written, want 600", n)
 		}
 	}},
 }
