@@ -108,6 +108,63 @@ func splitQualified(s string) (schema, name string) {
 	return "public", s
 }
 
+// userSchema is the SQL condition on pg_namespace n that "*.*" covers:
+// every schema but PostgreSQL's own (pg_catalog, information_schema,
+// pg_toast and the temporary ones).
+const userSchema = `n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`
+
+// publishedSchemas returns the schemas whose every table the
+// publication publishes as a schema (FOR TABLES IN SCHEMA), so that a
+// table created in one later is captured from its first row without a
+// restart: those of "schema.*" patterns, and for "*.*" every user schema
+// that exists now (a schema created later is not covered until the
+// next start). It returns none, with a warning when a pattern asked for
+// a schema, where PostgreSQL cannot: before version 15, for a role that
+// is not a superuser (PostgreSQL requires one for TABLES IN SCHEMA), and
+// with exclude (PostgreSQL refuses column lists in a publication that
+// publishes a schema). Those pipelines keep the list of tables found at
+// start (FOR TABLE), and take a new table at the next start.
+func publishedSchemas(ctx context.Context, conn *pgx.Conn, patterns, exclude []string, version int) ([]string, []Finding, error) {
+	var asked []string
+	all := false
+	for _, p := range patterns {
+		if schema, name := splitQualified(p); name == "*" {
+			all = all || schema == "*"
+			asked = append(asked, schema)
+		}
+	}
+	if len(asked) == 0 {
+		return nil, nil, nil
+	}
+	var why string
+	var super bool
+	if err := conn.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+		return nil, nil, fmt.Errorf("read the role's attributes: %w", err)
+	}
+	switch {
+	case version < 150000:
+		why = fmt.Sprintf("PostgreSQL %d has no FOR TABLES IN SCHEMA publications (15 has)", version/10000)
+	case len(exclude) > 0:
+		why = "exclude needs publication column lists, which PostgreSQL refuses in a publication that publishes a schema (FOR TABLES IN SCHEMA)"
+	case !super:
+		why = "PostgreSQL lets only a superuser publish a schema (FOR TABLES IN SCHEMA), and the role in dsn is not one"
+	}
+	if why != "" {
+		return nil, []Finding{{Severity: Warning, Attribute: "tables", Subject: strings.Join(patterns, ", "),
+			Message: "tables created while the pipeline runs are captured only from its next start: " + why,
+			Fix:     "restart the pipeline after a migration creates tables (their rows are then copied), or upgrade, drop exclude, or use a superuser"}}, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT n.nspname::text FROM pg_namespace n WHERE n.nspname = ANY($1) OR $2 AND `+userSchema+` ORDER BY 1`, asked, all)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list schemas: %w", err)
+	}
+	schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, nil, fmt.Errorf("list schemas: %w", err)
+	}
+	return schemas, nil, nil
+}
+
 // resolveTables expands the declared table patterns against the catalog
 // and describes each table. Problems a user can fix come back as
 // findings; err is a failure to ask.
@@ -119,8 +176,9 @@ func resolveTables(ctx context.Context, conn *pgx.Conn, patterns, exclude []stri
 		schema, name := splitQualified(p)
 		var found [][2]string
 		if name == "*" {
+			// "*.*": every table of every schema but the system ones.
 			rows, err := conn.Query(ctx, `SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-				WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname`, schema)
+				WHERE (n.nspname = $1 OR $1 = '*' AND `+userSchema+`) AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY n.nspname, c.relname`, schema)
 			if err != nil {
 				return nil, nil, fmt.Errorf("list tables of schema %s: %w", schema, err)
 			}

@@ -6,7 +6,8 @@
 // # Setup (Open, idempotent)
 //
 // Open checks wal_level and the REPLICATION attribute, expands "schema.*"
-// (to the schema's tables and partitioned tables, not to partitions),
+// (to the schema's tables and partitioned tables, not to partitions; see
+// Tables created while running for what it publishes),
 // checks every table exists and can be identified (a primary key, or
 // REPLICA IDENTITY FULL), creates the publication or alters it to publish
 // exactly the declared tables, with a PostgreSQL 15 column list wherever
@@ -17,6 +18,51 @@
 // (validate --live shows them too) are logged at start. The publication
 // name is an identifier, case-sensitive, and passed quoted everywhere
 // (publication = "MyPub" works).
+//
+// # Tables created while running
+//
+// "schema.*" publishes the schema itself (CREATE PUBLICATION ... FOR
+// TABLES IN SCHEMA, PostgreSQL 15), so a table that a migration creates
+// in it while the pipeline runs is published from its CREATE on: its
+// first change brings a Relation message for a relation the decoder has
+// not seen, which it describes from the catalog as it describes every
+// relation (primary key, NOT NULL, defaults, generated columns, each
+// type's TypeDef), and the table sinks create the target table
+// (auto_create) before writing its first row. A partitioned table
+// created so replicates under its root (publish_via_partition_root).
+// "*.*" publishes every schema that exists at start except PostgreSQL's
+// own (pg_catalog, information_schema, pg_toast, pg_temp_*); a schema
+// created later is added at the next start (FOR ALL TABLES would cover
+// it, but would also need a superuser and publish every table, with no
+// way to leave one out). A list of tables ("public.users") stays a list
+// (FOR TABLE): a table created next to them is not captured. Both can be
+// mixed: TABLES IN SCHEMA for the patterns, TABLE for the named tables of
+// other schemas. A publication that an earlier version created as a FOR
+// TABLE list is altered (ALTER PUBLICATION ... SET) at start, and
+// validate --live says so first.
+//
+// PostgreSQL refuses FOR TABLES IN SCHEMA before version 15, to a role
+// that is not a superuser, and together with column lists: with
+// `exclude`, a non-superuser or an older server, "schema.*" keeps the
+// tables it finds at start (FOR TABLE), a warning at start and in
+// validate --live says that tables created later are captured from the
+// next start, when they are copied like tables added to `tables`.
+//
+// No copy is needed for a table created after the snapshot began: its
+// CREATE and every change to it lie after the slot's start, so the
+// stream carries all its rows, also when the CREATE and the first
+// INSERTs are one transaction (pgoutput sends the Relation message
+// before the first row). A table created while sluice was stopped is in
+// the publication for every change decoded after its CREATE (pgoutput
+// reads publication membership as of each change, and the schema was a
+// member already), so the replay from the committed position brings its
+// rows. Open therefore does not copy a table it finds in a schema the
+// publication already published as a schema when the sinks' positions
+// were committed (the state key "publication.schemas", saved at each
+// start once the snapshot's progress lists its tables): copying it as
+// well would send each row twice. A schema newly published (a new
+// pattern, or the migration from a FOR TABLE list) has its tables that
+// were never copied copied once, as before.
 //
 // REPLICA IDENTITY USING INDEX on an index other than the primary key is
 // a warning: events are keyed by the primary key, but PostgreSQL sends

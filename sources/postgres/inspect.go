@@ -216,15 +216,20 @@ func CheckLive(ctx context.Context, cfg *dsl.PostgresSource) []Finding {
 				Fix:     "run `sluice drop FILE` and then `sluice run FILE` for a new snapshot, or set on_slot_lost = \"resnapshot\""})
 		}
 	}
+	schemas, more, err := publishedSchemas(ctx, conn, cfg.Tables, cfg.Exclude, version)
+	findings = append(findings, more...)
+	if err != nil {
+		return append(findings, Finding{Severity: Error, Attribute: "tables", Message: err.Error()})
+	}
 	if cfg.Publication != "" {
-		findings = append(findings, checkPublication(ctx, conn, cfg.Publication, tables, version)...)
+		findings = append(findings, checkPublication(ctx, conn, cfg.Publication, schemas, tables, version)...)
 	}
 	return findings
 }
 
 // checkPublication reports what Open would have to change about an
 // existing publication, and whether it may.
-func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, tables []*table, version int) []Finding {
+func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, schemas []string, tables []*table, version int) []Finding {
 	cur, err := readPublication(ctx, conn, pub, version)
 	if err != nil {
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub, Message: err.Error()}}
@@ -232,24 +237,24 @@ func checkPublication(ctx context.Context, conn *pgx.Conn, pub string, tables []
 	if !cur.exists {
 		return nil // Open creates it
 	}
-	_, want := publicationSpec(tables)
+	_, want := publicationSpec(schemas, tables)
 	switch {
 	case cur.allTables:
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
 			Message: fmt.Sprintf("publication %s publishes ALL TABLES and cannot be narrowed to the declared tables", pub), Fix: "name another publication"}}
-	case cur.matches(tables, want):
+	case cur.matches(schemas, tables, want):
 		return nil
-	case !cur.mine && sameTables(cur.tables, want):
+	case !cur.mine && cur.sameMembers(schemas, want):
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
 			Message: fmt.Sprintf("publication %s publishes partitioned tables under their partitions' names (publish_via_partition_root is off), and is owned by role %s, so sluice cannot turn it on", pub, cur.owner),
 			Fix:     fmt.Sprintf("run ALTER PUBLICATION %s SET (publish_via_partition_root = true) as its owner, or name another publication", pgx.Identifier{pub}.Sanitize())}}
 	case !cur.mine:
 		return []Finding{{Severity: Error, Attribute: "publication", Subject: pub,
-			Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns, and is owned by role %s, so sluice cannot alter it", pub, cur.owner),
+			Message: fmt.Sprintf("publication %s does not publish exactly the declared schemas, tables and columns (%s), and is owned by role %s, so sluice cannot alter it", pub, members(schemas, want), cur.owner),
 			Fix:     fmt.Sprintf("run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication", pgx.Identifier{pub}.Sanitize())}}
 	}
 	return []Finding{{Severity: Warning, Attribute: "publication", Subject: pub,
-		Message: fmt.Sprintf("publication %s does not publish exactly the declared tables and columns (partitions under their partitioned table's name); the pipeline will alter it when it starts", pub)}}
+		Message: fmt.Sprintf("publication %s does not publish exactly the declared schemas, tables and columns (%s; partitions under their partitioned table's name); the pipeline will alter it when it starts", pub, members(schemas, want))}}
 }
 
 // smallKeepFactor: max_slot_wal_keep_size below this many times the

@@ -59,8 +59,10 @@ func (d *db) publishedTables(pub string) ([]string, bool) {
 	d.t.Helper()
 	var names []string
 	var viaRoot bool
-	err := d.conn.QueryRow(context.Background(), `SELECT coalesce(array_agg(c.relname::text ORDER BY c.relname) FILTER (WHERE c.relname IS NOT NULL), '{}'), p.pubviaroot
-		FROM pg_publication p LEFT JOIN pg_publication_rel pr ON pr.prpubid = p.oid LEFT JOIN pg_class c ON c.oid = pr.prrelid
+	// pg_publication_tables: also the tables published through their
+	// schema (FOR TABLES IN SCHEMA), which pg_publication_rel omits.
+	err := d.conn.QueryRow(context.Background(), `SELECT coalesce(array_agg(pt.tablename::text ORDER BY pt.tablename) FILTER (WHERE pt.tablename IS NOT NULL), '{}'), p.pubviaroot
+		FROM pg_publication p LEFT JOIN pg_publication_tables pt ON pt.pubname = p.pubname
 		WHERE p.pubname = $1 GROUP BY p.pubviaroot`, pub).Scan(&names, &viaRoot)
 	if err != nil {
 		d.t.Fatal(err)

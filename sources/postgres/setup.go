@@ -110,6 +110,9 @@ type publication struct {
 	viaRoot                 bool // publish_via_partition_root
 	owner                   string
 	tables                  map[string]string // see publicationTables
+	// schemas lists the schemas it publishes as schemas (FOR TABLES IN
+	// SCHEMA, PostgreSQL 15), sorted.
+	schemas []string
 }
 
 func readPublication(ctx context.Context, conn *pgx.Conn, pub string, version int) (publication, error) {
@@ -127,13 +130,26 @@ func readPublication(ctx context.Context, conn *pgx.Conn, pub string, version in
 		return p, fmt.Errorf("read publication %s: %w", pub, err)
 	}
 	p.exists = true
-	p.tables, err = publicationTables(ctx, conn, pub, version)
-	return p, err
+	if p.tables, err = publicationTables(ctx, conn, pub, version); err != nil {
+		return p, err
+	}
+	if version >= 150000 {
+		rows, err := conn.Query(ctx, `SELECT n.nspname::text FROM pg_publication_namespace pn JOIN pg_publication p ON p.oid = pn.pnpubid
+			JOIN pg_namespace n ON n.oid = pn.pnnspid WHERE p.pubname = $1 ORDER BY 1`, pub)
+		if err == nil {
+			p.schemas, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if err != nil {
+			return p, fmt.Errorf("read publication %s: schemas: %w", pub, err)
+		}
+	}
+	return p, nil
 }
 
-// publicationTables returns what a publication publishes: qualified
-// table → its column list ("" when it has none and so publishes every
-// column, including ones added later).
+// publicationTables returns what a publication publishes table by table
+// (FOR TABLE): qualified table → its column list ("" when it has none
+// and so publishes every column, including ones added later). Tables it
+// publishes through a schema (FOR TABLES IN SCHEMA) are not listed.
 func publicationTables(ctx context.Context, conn *pgx.Conn, pub string, version int) (map[string]string, error) {
 	sql := `SELECT schemaname || '.' || tablename, '' FROM pg_publication_tables WHERE pubname = $1`
 	if version >= 150000 {
@@ -160,12 +176,18 @@ func publicationTables(ctx context.Context, conn *pgx.Conn, pub string, version 
 	return out, rows.Err()
 }
 
-// publicationSpec is the table list of CREATE/ALTER PUBLICATION, with a
-// column list for tables that exclude columns.
-func publicationSpec(tables []*table) (string, map[string]string) {
+// publicationSpec is the member list of CREATE/ALTER PUBLICATION: the
+// schemas published as schemas (TABLES IN SCHEMA, which then include
+// tables created later), then every other table (TABLE), with a column
+// list for tables that exclude columns. want maps each table listed
+// one by one to its column list (see publicationTables).
+func publicationSpec(schemas []string, tables []*table) (string, map[string]string) {
 	var parts []string
 	want := map[string]string{}
 	for _, t := range tables {
+		if slices.Contains(schemas, t.Schema) {
+			continue // published through its schema
+		}
 		part := t.ident()
 		cols := ""
 		if len(t.Excluded) > 0 {
@@ -179,29 +201,49 @@ func publicationSpec(tables []*table) (string, map[string]string) {
 		parts = append(parts, part)
 		want[t.qualified()] = cols
 	}
-	return strings.Join(parts, ", "), want
+	var spec []string
+	if len(schemas) > 0 {
+		var quoted []string
+		for _, s := range schemas {
+			quoted = append(quoted, pgx.Identifier{s}.Sanitize())
+		}
+		spec = append(spec, "TABLES IN SCHEMA "+strings.Join(quoted, ", "))
+	}
+	if len(parts) > 0 {
+		spec = append(spec, "TABLE "+strings.Join(parts, ", "))
+	}
+	return strings.Join(spec, ", "), want
 }
 
 // needsViaRoot reports whether the publication must publish the changes
 // of partitions under their partitioned table's name
-// (publish_via_partition_root): when it captures a partitioned table.
-// Without it, streamed changes would name the partitions while the
-// snapshot names the partitioned table.
-func needsViaRoot(tables []*table) bool {
-	return slices.ContainsFunc(tables, func(t *table) bool { return t.Partitioned })
+// (publish_via_partition_root): when it captures a partitioned table,
+// or a schema, where one may be created later. Without it, streamed
+// changes would name the partitions while the snapshot names the
+// partitioned table.
+func needsViaRoot(schemas []string, tables []*table) bool {
+	return len(schemas) > 0 || slices.ContainsFunc(tables, func(t *table) bool { return t.Partitioned })
 }
 
 // matches reports whether an existing publication publishes exactly what
-// the declared tables need.
-func (p publication) matches(tables []*table, want map[string]string) bool {
-	return !p.allTables && sameTables(p.tables, want) && (p.viaRoot || !needsViaRoot(tables))
+// the declared schemas and tables need.
+func (p publication) matches(schemas []string, tables []*table, want map[string]string) bool {
+	return !p.allTables && p.sameMembers(schemas, want) && (p.viaRoot || !needsViaRoot(schemas, tables))
+}
+
+// sameMembers reports whether the publication lists exactly these
+// schemas and tables (with their column lists).
+func (p publication) sameMembers(schemas []string, want map[string]string) bool {
+	return sameTables(p.tables, want) && sameSet(p.schemas, schemas)
 }
 
 // ensurePublication creates the publication or alters it to publish
-// exactly the declared tables and columns, partitions under their
-// partitioned table's name. Idempotent.
-func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables []*table, version int) error {
-	spec, want := publicationSpec(tables)
+// exactly the declared schemas (see publishedSchemas), tables and
+// columns, partitions under their partitioned table's name. A
+// publication created as a FOR TABLE list is migrated to TABLES IN
+// SCHEMA when schemas asks for it, and back. Idempotent.
+func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, schemas []string, tables []*table, version int) error {
+	spec, want := publicationSpec(schemas, tables)
 	for _, t := range tables {
 		if len(t.Excluded) > 0 && version < 150000 {
 			return engine.Permanent(fmt.Errorf("exclude for %s needs PostgreSQL 15 publication column lists, and this server is version %d: upgrade, or drop exclude and remove the columns in a transform (they then leave PostgreSQL)", t.qualified(), version/10000))
@@ -214,7 +256,7 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables [
 	ident := pgx.Identifier{pub}.Sanitize()
 	switch {
 	case !cur.exists:
-		if len(tables) == 0 {
+		if spec == "" {
 			return engine.Permanent(fmt.Errorf("no table to publish: tables matched nothing"))
 		}
 		with := ""
@@ -223,21 +265,22 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables [
 			// one added to tables later.
 			with = " WITH (publish_via_partition_root = true)"
 		}
-		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+ident+" FOR TABLE "+spec+with); err != nil {
+		if _, err := conn.Exec(ctx, "CREATE PUBLICATION "+ident+" FOR "+spec+with); err != nil {
 			return publicationError(err, pub, "create")
 		}
 		return nil
-	case cur.matches(tables, want):
+	case cur.matches(schemas, tables, want):
 		return nil
-	case !cur.mine && sameTables(cur.tables, want) && !cur.allTables:
+	case !cur.mine && cur.sameMembers(schemas, want) && !cur.allTables:
 		return engine.Permanent(fmt.Errorf("publication %s publishes partitioned tables under their partitions' names (publish_via_partition_root is off) and is owned by role %s, so sluice cannot turn it on: run ALTER PUBLICATION %s SET (publish_via_partition_root = true) as its owner, or name another publication in publication", pub, cur.owner, ident))
 	case !cur.mine:
-		return engine.Permanent(fmt.Errorf("publication %s exists but is owned by role %s, so it cannot be altered to publish %s: run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication in publication", pub, cur.owner, strings.Join(sortedKeys(want), ", "), ident))
+		return engine.Permanent(fmt.Errorf("publication %s exists but is owned by role %s, so it cannot be altered to publish %s: run ALTER PUBLICATION %s OWNER TO <the dsn's user>, or name another publication in publication", pub, cur.owner, members(schemas, want), ident))
 	case cur.allTables:
 		return engine.Permanent(fmt.Errorf("publication %s publishes ALL TABLES and cannot be narrowed: name another publication in publication", pub))
 	}
-	if !sameTables(cur.tables, want) {
-		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+ident+" SET TABLE "+spec); err != nil {
+	if !cur.sameMembers(schemas, want) && spec != "" {
+		// SET replaces every member, schemas and tables alike.
+		if _, err := conn.Exec(ctx, "ALTER PUBLICATION "+ident+" SET "+spec); err != nil {
 			return publicationError(err, pub, "alter")
 		}
 	}
@@ -247,6 +290,15 @@ func ensurePublication(ctx context.Context, conn *pgx.Conn, pub string, tables [
 		}
 	}
 	return nil
+}
+
+// members names what a publication should publish, for messages.
+func members(schemas []string, want map[string]string) string {
+	var out []string
+	for _, s := range schemas {
+		out = append(out, "schema "+s)
+	}
+	return strings.Join(append(out, sortedKeys(want)...), ", ")
 }
 
 func publicationError(err error, pub, verb string) error {

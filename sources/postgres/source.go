@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -168,7 +169,20 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 			return err
 		}
 	}
-	if err := ensurePublication(ctx, conn, p.cfg.Publication, tables, version); err != nil {
+	schemas, more, err := publishedSchemas(ctx, conn, p.cfg.Tables, p.cfg.Exclude, version)
+	if err != nil {
+		return err
+	}
+	for _, f := range more {
+		p.logger.Warn("postgres source: "+f.Message, "source", p.name, "tables", f.Subject, "fix", f.Fix)
+	}
+	// The schemas the publication published when the sinks' positions
+	// were committed, read before this run records its own.
+	wasPublished, err := readPublishedSchemas(p.st)
+	if err != nil {
+		return err
+	}
+	if err := ensurePublication(ctx, conn, p.cfg.Publication, schemas, tables, version); err != nil {
 		return err
 	}
 	slot, err := readSlot(ctx, conn, p.cfg.Slot)
@@ -315,12 +329,19 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	switch {
 	case wantSnapshot && hasProg && hasPos && exported == "" && snapOffset == prog.Offset:
 		earlier = prog.Earlier // resuming: the earlier ones stay copied
+		// Tables created since the snapshot began, in a schema published
+		// as a schema, come whole from the stream.
 		snapTables = without(tables, earlier)
+		snapTables = slices.DeleteFunc(snapTables, func(t *table) bool {
+			return !slices.Contains(prog.known(), t.qualified()) && len(late([]*table{t}, wasPublished)) == 0
+		})
 	case !wantSnapshot && p.cfg.Snapshot == "initial" && hasProg && hasPos:
 		// Tables added to `tables` since the last snapshot: copy them now,
 		// before the stream resumes, in rows of their own partition, so
 		// that every sink takes them whatever it committed (see doc.go).
-		if newTables := without(tables, prog.known()); len(newTables) > 0 {
+		// A table created since in a schema the publication published as
+		// a schema is not copied: the stream carries it from its CREATE.
+		if newTables := late(without(tables, prog.known()), wasPublished); len(newTables) > 0 {
 			wantSnapshot, added = true, true
 			earlier = names(without(tables, names(newTables)))
 			snapTables = newTables
@@ -329,6 +350,14 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	}
 
 	p.stream.state, p.stream.system = p.st, system
+	if !wantSnapshot {
+		// Recorded once the snapshot's progress lists every table this
+		// run copies: a table created from now on in these schemas is
+		// carried by the stream (see late).
+		if err := savePublishedSchemas(p.st, schemas); err != nil {
+			return err
+		}
+	}
 	p.start = func() {
 		p.wg.Add(1)
 		p.errc = make(chan error, 1)
@@ -368,6 +397,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return err
 	}
 	if err := snap.reserve(true); err != nil {
+		return err
+	}
+	if err := savePublishedSchemas(p.st, schemas); err != nil {
 		return err
 	}
 	keep = true
@@ -434,6 +466,47 @@ func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos chan
 	}
 	snap.table, snap.after = 0, nil
 	return nil
+}
+
+// publishedKey is the state key of the schemas the publication publishes
+// as schemas (FOR TABLES IN SCHEMA), as a JSON array.
+const publishedKey = "publication.schemas"
+
+func readPublishedSchemas(st engine.State) ([]string, error) {
+	b, err := st.Get(publishedKey)
+	if err != nil || b == nil {
+		return nil, err
+	}
+	var out []string
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("state %s: %w", publishedKey, err)
+	}
+	return out, nil
+}
+
+func savePublishedSchemas(st engine.State, schemas []string) error {
+	b, err := json.Marshal(schemas)
+	if err != nil {
+		return err
+	}
+	return st.Put(publishedKey, b)
+}
+
+// late returns, of tables not yet copied, those that need a copy: all but
+// those in a schema the publication already published as a schema when
+// the sinks' positions were committed (published). Such a table was
+// created after the last snapshot began (resolveTables listed every table
+// of the schema then), and the stream replays every change published
+// since the committed position, its CREATE's rows included; a copy would
+// only send them twice.
+func late(tables []*table, published []string) []*table {
+	var out []*table
+	for _, t := range tables {
+		if !slices.Contains(published, t.Schema) {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // without returns the tables not named in skip, in order.
