@@ -256,3 +256,39 @@ func TestEverySchemaPattern(t *testing.T) {
 		t.Errorf("app.orders: %+v", e)
 	}
 }
+
+// TestSchemaPatternWithoutSuperuserKeepsTheList: PostgreSQL lets only a
+// superuser publish a schema, so for another role "public.*" stays the
+// list of the tables found at start, and validate --live says that new
+// tables wait for the next start.
+func TestSchemaPatternWithoutSuperuserKeepsTheList(t *testing.T) {
+	d := newDB(t)
+	role := sprintf("nosuper_%d", time.Now().UnixNano()%1e9)
+	d.exec(`CREATE ROLE ` + role + ` LOGIN REPLICATION`)
+	t.Cleanup(func() { cluster.Exec(context.Background(), "postgres", "DROP ROLE IF EXISTS "+role) })
+	d.exec(`CREATE TABLE a (id int PRIMARY KEY)`)
+	d.exec(`ALTER TABLE a OWNER TO ` + role)
+	var dbName string
+	if err := d.conn.QueryRow(context.Background(), `SELECT current_database()`).Scan(&dbName); err != nil {
+		t.Fatal(err)
+	}
+	d.exec(`GRANT CREATE ON DATABASE ` + dbName + ` TO ` + role)
+	as := &db{t: t, dsn: strings.Replace(d.dsn, "postgres@", role+"@", 1)}
+	cfg := WithDefaults(&dsl.PostgresSource{DSN: as.dsn, Tables: []string{"public.*"}, Slot: "s"}, "test")
+	if f := CheckLive(context.Background(), cfg); !slices.ContainsFunc(f, func(f Finding) bool {
+		return f.Attribute == "tables" && f.Severity == Warning && strings.Contains(f.Message, "superuser")
+	}) {
+		t.Errorf("CheckLive as a non-superuser: %+v, want a warning that new tables wait for a restart", f)
+	}
+	as.open(dsl.PostgresSource{Tables: []string{"public.*"}, Snapshot: "never"}, nil, newState())
+	if got := d.publicationSchemas("sluice_test"); len(got) != 0 {
+		t.Fatalf("a non-superuser's publication publishes schemas %v", got)
+	}
+	tables, err := publicationTables(context.Background(), d.conn, "sluice_test", 150000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(tables, map[string]string{"public.a": ""}) {
+		t.Errorf("a non-superuser's publication publishes %v", tables)
+	}
+}
