@@ -162,6 +162,7 @@ type Sink struct {
 	Name      string
 	DeclRange hcl.Range
 	From      []Ref
+	Linger    time.Duration // least time between two commits; default 20ms
 	MySQL     *TableSink
 	Postgres  *TableSink
 	Kafka     *KafkaSink
@@ -199,7 +200,7 @@ type KafkaSink struct {
 	ExactlyOnce       bool
 	Partitions        int           // for topics it creates; default 1
 	ReplicationFactor int           // for topics it creates; default 1
-	Linger            time.Duration // producer linger; default 5ms
+	ProducerLinger    time.Duration // default 5ms
 	BatchBytes        int           // producer batch limit; default 1000012
 	TLS               *TLS
 	SASL              *KafkaSASL

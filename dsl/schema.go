@@ -247,6 +247,10 @@ func fromAttr(what string) attrSpec {
 		Doc: "What this " + what + " reads: `source.NAME`, `transform.NAME`, or a list of them to merge several inputs."}
 }
 
+// lingerAttr is every sink's flush interval.
+var lingerAttr = attrSpec{Name: "linger", Type: tDuration, Field: "Linger", DefaultDoc: `"20ms"`,
+	Doc: "The least time between two commits of the sink (a target transaction, a Kafka transaction, a webhook request, a file sync): a longer one gathers more events into each, fewer and bigger, and delays them at most this much. A sink that holds events commits them within this or 200ms, whichever is longer, at the next transaction boundary."}
+
 var pipelineSpec = &blockSpec{
 	Type: "pipeline", Labels: []string{"NAME"},
 	Doc: "Names the pipeline and holds its settings. Exactly one per file.",
@@ -347,6 +351,7 @@ var transformSpec = &blockSpec{
 func tableSinkAttrs() []attrSpec {
 	return []attrSpec{
 		fromAttr("sink"),
+		lingerAttr,
 		{Name: "dsn", Type: tString, Required: true, Field: "DSN",
 			Doc: "The target database: a go-sql-driver DSN or mysql:// URL for MySQL, a postgres URL for PostgreSQL. May hold a password: it is never printed."},
 		{Name: "table", Type: tString, Field: "Table", DefaultDoc: "the source table's name",
@@ -444,6 +449,7 @@ var sinkSpecs = []*blockSpec{
 		Blocks: []*blockSpec{tlsSpec, kafkaSASLSpec, kafkaOutboxSpec},
 		Attrs: []attrSpec{
 			fromAttr("sink"),
+			lingerAttr,
 			{Name: "brokers", Type: tStrings, Required: true, Field: "Brokers", Check: hostPort,
 				Doc: `Seed brokers, "host:port".`},
 			{Name: "topic", Type: tString, Field: "Topic", Check: topicTemplate, DefaultDoc: `"<pipeline>.{schema}.{table}"`,
@@ -460,8 +466,8 @@ var sinkSpecs = []*blockSpec{
 				Doc: "Use a transactional producer so each event is written exactly once."},
 			{Name: "partitions", Type: tInt, Field: "Partitions", Default: int64(1), Min: 1,
 				Doc: "The partition count of topics the sink creates."},
-			{Name: "linger", Type: tDuration, Field: "Linger", Default: 5 * time.Millisecond,
-				Doc: "How long the producer may wait to fill a batch before it sends it: longer means fewer, bigger requests."},
+			{Name: "producer_linger", Type: tDuration, Field: "ProducerLinger", Default: 5 * time.Millisecond,
+				Doc: "How long the producer may wait to fill a batch of records for a partition before it sends it: longer means fewer, bigger requests."},
 			{Name: "batch_bytes", Type: tInt, Field: "BatchBytes", Default: int64(1000012), Min: 1024,
 				Doc: "The largest batch of records the producer sends to one partition in one request (the brokers' message.max.bytes must allow it)."},
 			{Name: "replication_factor", Type: tInt, Field: "ReplicationFactor", Default: int64(1), Min: 1,
@@ -473,6 +479,7 @@ var sinkSpecs = []*blockSpec{
 		Doc: "POSTs batches of events as a JSON array, signed and retried.",
 		Attrs: []attrSpec{
 			fromAttr("sink"),
+			lingerAttr,
 			{Name: "url", Type: tString, Required: true, Field: "URL", Check: httpURL,
 				Doc: "Where to POST."},
 			{Name: "secret", Type: tSecret, Field: "Secret",
@@ -496,6 +503,7 @@ var sinkSpecs = []*blockSpec{
 		Doc: "Appends events as JSON Lines.",
 		Attrs: []attrSpec{
 			fromAttr("sink"),
+			lingerAttr,
 			{Name: "path", Type: tString, Required: true, Field: "Path",
 				Doc: `The file to append to, relative to the working directory; "-" is standard output.`},
 			{Name: "format", Type: tString, Field: "Format", Default: "native", Enum: formatValues,

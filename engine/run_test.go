@@ -444,3 +444,30 @@ func TestRejectsMatchRefusedRowsReadAgainBySnapshot(t *testing.T) {
 		t.Error("a streamed change is matched by content; only positions identify those")
 	}
 }
+
+// TestSinkLingerSpacesItsCommits: a sink's linger replaces
+// MinFlushInterval for that sink alone: the trickling source of the test
+// above commits at most once per linger into a sink with linger = 150ms,
+// while its neighbour without one commits far more often.
+func TestSinkLingerSpacesItsCommits(t *testing.T) {
+	h := newHarness(t, "")
+	src := h.source("a", 400, 1, 2)
+	src.pause = 2 * time.Millisecond
+	slow := h.sink("slow", "a")
+	fast := h.sink("fast", "a")
+	h.cfg.Sinks[0].Linger = 150 * time.Millisecond
+	start := time.Now()
+	if err := h.run(t, context.Background(), RunOptions{MinFlushInterval: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	wantSequence(t, "committed with linger", slow.rows(), 400, nil)
+	wantSequence(t, "committed without", fast.rows(), 400, nil)
+	if limit := int(elapsed/(150*time.Millisecond)) + 2; slow.flushes > limit {
+		t.Errorf("%d flushes in %v with linger = 150ms: more than one per linger", slow.flushes, elapsed)
+	}
+	if fast.flushes <= 2*slow.flushes {
+		t.Errorf("the sink without linger flushed %d times, the one with it %d: the linger did not apply to its own sink alone", fast.flushes, slow.flushes)
+	}
+	t.Logf("%v: %d flushes with linger = 150ms, %d without", elapsed.Round(time.Millisecond), slow.flushes, fast.flushes)
+}

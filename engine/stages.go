@@ -514,6 +514,9 @@ type sinkWriter struct {
 	since     time.Time // when the first of them was written
 	lastFlush time.Time // when the last flush ended
 	batchSize int
+	// minFlush is the least time between two flushes and linger how long
+	// written events may wait for one (RunOptions, or the sink's linger).
+	minFlush, linger time.Duration
 	// commitTime is the source commit time of the last written change
 	// that has one.
 	commitTime time.Time
@@ -531,10 +534,14 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 			r.obs.Failed(sinkStage(name), err)
 		}
 	}()
+	cfg := r.sinkConfig(name)
 	w := &sinkWriter{
 		r: r, name: name, sink: r.sinks[name], opened: r.opened[name], skip: r.skip[name],
-		pos: r.opened[name].Clone(), open: map[change.Stream]bool{}, batchSize: r.sinkBatchSize(r.sinkConfig(name)),
-		commitTime: r.openedTime[name],
+		pos: r.opened[name].Clone(), open: map[change.Stream]bool{}, batchSize: r.sinkBatchSize(cfg),
+		commitTime: r.openedTime[name], minFlush: r.opts.MinFlushInterval, linger: r.opts.Linger,
+	}
+	if cfg != nil && cfg.Linger > 0 { // the sink's linger
+		w.minFlush, w.linger = cfg.Linger, max(r.opts.Linger, cfg.Linger)
 	}
 	in := r.inputs[name]
 	for {
@@ -626,7 +633,7 @@ func (w *sinkWriter) note(e *change.Event) {
 // target commit per burst: the interval lets bursts gather into one
 // commit while keeping commit-to-visible latency within it.
 func (w *sinkWriter) idle(ctx context.Context, in <-chan routed) (routed, bool, error) {
-	if wait := w.r.opts.MinFlushInterval - time.Since(w.lastFlush); wait > 0 && w.flushDue(true) {
+	if wait := w.minFlush - time.Since(w.lastFlush); wait > 0 && w.flushDue(true) {
 		timer := time.NewTimer(wait)
 		select {
 		case batch, ok := <-in:
@@ -657,8 +664,8 @@ func (w *sinkWriter) flushDue(idle bool) bool {
 	if w.pending == 0 || len(w.open) > 0 {
 		return false
 	}
-	full := w.pending >= w.batchSize && time.Since(w.lastFlush) >= w.r.opts.MinFlushInterval
-	return idle || full || time.Since(w.since) >= w.r.opts.Linger
+	full := w.pending >= w.batchSize && time.Since(w.lastFlush) >= w.minFlush
+	return idle || full || time.Since(w.since) >= w.linger
 }
 
 func (w *sinkWriter) flushIfDue(ctx context.Context, idle bool) error {

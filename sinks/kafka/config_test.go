@@ -19,7 +19,7 @@ sink "kafka" "events" {
   tombstones   = true
   exactly_once = true
   partitions   = 6
-  linger       = "40ms"
+  producer_linger = "40ms"
   batch_bytes  = 262144
 }
 `), nil)

@@ -51,7 +51,7 @@ type Sink struct {
 	log       *slog.Logger
 	topicRng  string    // where `topic` is written, for errors
 	extraOpts []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
-	// linger and batchBytes are the producer's batching (linger,
+	// linger and batchBytes are the producer's batching (producer_linger,
 	// batch_bytes).
 	linger     time.Duration
 	batchBytes int32
@@ -137,8 +137,8 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	}
 	sk.outbox = c.Outbox
 	sk.linger, sk.batchBytes = 5*time.Millisecond, int32(1000012)
-	if c.Linger > 0 {
-		sk.linger = c.Linger
+	if c.ProducerLinger > 0 {
+		sk.linger = c.ProducerLinger
 	}
 	if c.BatchBytes > 0 {
 		sk.batchBytes = int32(min(c.BatchBytes, 1<<30))

@@ -65,6 +65,7 @@ transform "narrow" {
 
 sink "mysql" "replica" {
   from                = transform.narrow
+  linger              = "1s"
   dsn                 = env("TARGET_DSN")
   table               = "users_replica"
   key                 = ["id"]
@@ -81,6 +82,7 @@ sink "mysql" "replica" {
 
 sink "postgres" "copy" {
   from                = transform.clean
+  linger              = "1s"
   dsn                 = env("UNSET_EVERY_DSN", "postgres://127.0.0.1/copy")
   table               = "users_copy"
   key                 = ["id", "email"]
@@ -96,6 +98,7 @@ sink "postgres" "copy" {
 
 sink "kafka" "out" {
   from               = source.pg
+  linger             = "1s"
   brokers            = [var.brokers]
   topic              = "cdc.{table}"
   format             = "native"
@@ -105,7 +108,7 @@ sink "kafka" "out" {
   exactly_once       = true
   partitions         = 6
   replication_factor = 3
-  linger             = "50ms"
+  producer_linger    = "50ms"
   batch_bytes        = 2097152
 
   sasl {
@@ -124,6 +127,7 @@ sink "kafka" "out" {
 
 sink "webhook" "hook" {
   from      = transform.clean
+  linger    = "1s"
   url       = "https://hooks.example.com/users"
   secret    = env("WEBHOOK_SECRET")
   headers   = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
@@ -136,6 +140,7 @@ sink "webhook" "hook" {
 
 sink "file" "audit" {
   from   = transform.clean
+  linger = "1s"
   path   = "audit.jsonl"
   format = "debezium"
 }
