@@ -17,6 +17,7 @@ import (
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/throttle"
 )
 
 // DefaultHeartbeat is the heartbeat interval when the block sets none.
@@ -31,6 +32,8 @@ type Postgres struct {
 	cfg    dsl.PostgresSource
 	logger *slog.Logger
 	obs    engine.Observer // nil: none
+	// throttle holds snapshot reads to max_rows_per_second (nil: none).
+	throttle *throttle.Limiter
 
 	ctx    context.Context // the source's lifetime: Open to Close
 	cancel context.CancelFunc
@@ -86,7 +89,7 @@ func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Postgres{name: s.Name, cfg: *cfg, logger: logger, obs: b.Observer}, nil
+	return &Postgres{name: s.Name, cfg: *cfg, logger: logger, obs: b.Observer, throttle: throttle.New(cfg.MaxRowsPerSecond)}, nil
 }
 
 // WithDefaults returns a copy of cfg with the defaults filled in: slot and
@@ -546,6 +549,9 @@ func (p *Postgres) Read(ctx context.Context) ([]change.Event, error) {
 	if p.snap != nil {
 		events, err := p.snap.next()
 		if err == nil {
+			if err := p.throttle.Wait(ctx, len(events)); err != nil {
+				return nil, err
+			}
 			return events, nil
 		}
 		if err != io.EOF {
