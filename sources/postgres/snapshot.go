@@ -161,41 +161,34 @@ func (s *snapshotReader) begin(ctx context.Context, exported string) error {
 			return fmt.Errorf("snapshot: import exported snapshot: %w", err)
 		}
 	}
-	return s.hold(ctx)
+	return nil
 }
 
-// hold locks the snapshot's tables in ACCESS SHARE mode until the
-// transaction ends, as pg_dump does, and then checks that none was
-// rewritten since the snapshot was taken. A rewriting ALTER TABLE (a type
-// change, a volatile default, VACUUM FULL) or a TRUNCATE is not MVCC-safe:
+// unrewritten checks, before a table is read, that it was not rewritten
+// since the snapshot was taken. A rewriting ALTER TABLE (a type change, a
+// volatile default, VACUUM FULL, CLUSTER) or a TRUNCATE is not MVCC-safe:
 // a transaction whose snapshot is older than it reads the table as empty,
-// without an error. The lock keeps such DDL waiting while the copy runs;
-// one that committed between the slot's snapshot and the lock shows as a
-// table whose file is no longer the one the snapshot sees, and the copy
-// stops rather than copy nothing.
-func (s *snapshotReader) hold(ctx context.Context) error {
-	if len(s.tables) == 0 {
-		return nil
-	}
-	names := make([]string, len(s.tables))
-	for i, t := range s.tables {
-		names[i] = pgx.Identifier{t.Schema, t.Name}.Sanitize()
-	}
-	if _, err := s.conn.Exec(ctx, "LOCK TABLE "+strings.Join(names, ", ")+" IN ACCESS SHARE MODE"); err != nil {
-		return fmt.Errorf("snapshot: lock the tables against rewrites while they are copied: %w", err)
-	}
-	// pg_class as the snapshot sees it, against the file the table has now.
+// without an error. pg_class as the snapshot sees it names the file the
+// snapshot would read; pg_relation_filenode the file the table has now.
+// The read itself holds the table's ACCESS SHARE lock, so no rewrite can
+// land while it runs; locking every table for the whole copy instead (as
+// pg_dump does) would stall the application's migrations, and every
+// query queued behind them, for as long as the copy takes. A table found
+// rewritten fails the read (retriably): the source opens again and, in a
+// new transaction, copies it as it now is.
+func (s *snapshotReader) unrewritten(t *table) error {
+	name := pgx.Identifier{t.Schema, t.Name}.Sanitize()
 	// (pg_partition_tree lists a partitioned table's partitions, and
 	// nothing for a plain table.)
-	rows, err := s.conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c
+	rows, err := s.conn.Query(s.ctx, `SELECT c.oid::regclass::text FROM pg_class c
 		WHERE c.relkind IN ('r', 'm') AND c.relfilenode IS DISTINCT FROM pg_relation_filenode(c.oid)
-		AND (c.oid = ANY($1::text[]::regclass[]) OR c.oid IN (SELECT p.relid FROM unnest($1::text[]::regclass[]) AS t(oid), pg_partition_tree(t.oid) AS p))`, names)
+		AND (c.oid = $1::regclass OR c.oid IN (SELECT relid FROM pg_partition_tree($1::regclass)))`, name)
 	if err != nil {
-		return fmt.Errorf("snapshot: check the tables for rewrites: %w", err)
+		return fmt.Errorf("snapshot of %s: check it for a rewrite: %w", t.qualified(), err)
 	}
 	rewritten, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("snapshot: check the tables for rewrites: %w", err)
+		return fmt.Errorf("snapshot of %s: check it for a rewrite: %w", t.qualified(), err)
 	}
 	if len(rewritten) > 0 {
 		return fmt.Errorf("snapshot: table %s was rewritten (ALTER TABLE that changes a type or adds a volatile default, VACUUM FULL, CLUSTER or TRUNCATE) after the snapshot was taken, so the copy would read it as empty: the source opens again and copies the table as it is now", strings.Join(rewritten, ", "))
@@ -287,6 +280,9 @@ func (s *snapshotReader) next() ([]change.Event, error) {
 func (s *snapshotReader) chunk() ([]change.Event, error) {
 	for s.table < len(s.tables) {
 		if s.rr == nil {
+			if err := s.unrewritten(s.tables[s.table]); err != nil {
+				return nil, err
+			}
 			s.query()
 		}
 		t, rs := s.tables[s.table], s.rels[s.table]
