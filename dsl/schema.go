@@ -281,7 +281,7 @@ var sourceSpecs = []*blockSpec{
 			{Name: "dsn", Type: tString, Required: true, Field: "DSN",
 				Doc: "A postgres URL or keyword/value DSN; the replication connection is derived from it. May hold a password: it is never printed."},
 			{Name: "tables", Type: tStrings, Required: true, Field: "Tables", Check: tablePattern,
-				Doc: `The tables to read, as "schema.table"; "schema.*" reads every table of a schema.`},
+				Doc: `The tables to read, as "schema.table"; "schema.*" reads every table of a schema, including tables created while the pipeline runs; "*.*" every schema but PostgreSQL's own.`},
 			{Name: "slot", Type: tString, Field: "Slot", Check: slotName, DefaultDoc: `"sluice_<pipeline>"`,
 				Doc: "The replication slot; created if missing. The default uses the pipeline name lower-cased, with characters other than a-z, 0-9 and _ replaced by _."},
 			{Name: "publication", Type: tString, Field: "Publication", DefaultDoc: `"sluice_<pipeline>"`,
