@@ -9,7 +9,6 @@ package kafkaconn
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -69,16 +68,12 @@ func Ping(ctx context.Context, cl *kgo.Client, label string) error {
 		return nil
 	}
 	var (
-		unknownCA *x509.UnknownAuthorityError
-		invalid   x509.CertificateInvalidError
-		host      x509.HostnameError
-		record    tls.RecordHeaderError
-		verify    *tls.CertificateVerificationError
-		remote    *net.OpError
-		kafka     *kerr.Error
+		record tls.RecordHeaderError
+		remote *net.OpError
+		kafka  *kerr.Error
 	)
 	switch {
-	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &host), errors.As(err, &verify):
+	case tlsfiles.Untrusted(err):
 		return engine.Permanent(fmt.Errorf("%s: the brokers' certificate is not trusted: %w: set tls { ca_file = ... } to the CA that signed it, or server_name to the name it carries", label, err))
 	case errors.As(err, &remote) && remote.Op == "remote error": // a TLS alert from the broker
 		return engine.Permanent(fmt.Errorf("%s: the brokers refused the TLS handshake: %w: if they require a client certificate, set tls { cert_file = ..., key_file = ... } to one their CA signed", label, err))

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/tlsfiles"
 	"github.com/sluice-cdc/sluice/sinks/sqltable"
 )
 
@@ -312,6 +313,9 @@ GROUP BY i.indexrelid`
 func (dialect) Classify(err error) sqltable.Class {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
+		if tlsfiles.Untrusted(err) {
+			return sqltable.Fatal // no retry makes the certificate trusted
+		}
 		return sqltable.Retry
 	}
 	switch {
@@ -363,4 +367,13 @@ func fitNumeric(n, colType string) error {
 		return fmt.Errorf("value %s has %d fractional digits, column is %s; PostgreSQL would round it: ALTER the column to a numeric with scale %d or more, or to numeric", n, frac, colType, frac)
 	}
 	return nil
+}
+
+// Hint says how to fix a certificate the sink does not trust
+// (sqltable.Hinter).
+func (dialect) Hint(err error) string {
+	if tlsfiles.Untrusted(err) {
+		return ": the server's certificate is not trusted: set sslrootcert in dsn to the CA that signed it (with sslmode=verify-full), or check the host name it carries"
+	}
+	return ""
 }

@@ -86,7 +86,7 @@ func TestTLSThroughTheDSN(t *testing.T) {
 	other := testcerts.New(t)
 	bad := strings.ReplaceAll(dsn, strings.ReplaceAll(certs.CAFile, "/", "%2F"), other.CAFile)
 	_, err = sink(bad).Open(ctx, nil)
-	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "set sslrootcert") {
 		t.Fatalf("another CA: want an error saying the certificate is not trusted, got %v", err)
 	}
 	t.Logf("another CA (permanent %v): %v", engine.IsPermanent(err), err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/tlsfiles"
 )
 
 // connect opens a regular connection with the session settings decoding
@@ -64,6 +65,9 @@ func classifyConnect(err error, user, dsn string) error {
 		case "3D000":
 			return engine.Permanent(fmt.Errorf("connect: %s: correct the database name in dsn", pgErr.Message))
 		}
+	}
+	if tlsfiles.Untrusted(err) {
+		return engine.Permanent(fmt.Errorf("connect to PostgreSQL: %v: the server's certificate is not trusted: set sslrootcert in dsn to the CA that signed it (with sslmode=verify-full), or check the host name it carries", redactErr(err, dsn)))
 	}
 	return fmt.Errorf("connect to PostgreSQL: %v", redactErr(err, dsn))
 }
