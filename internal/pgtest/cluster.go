@@ -322,6 +322,7 @@ func (c *Cluster) stopServer() {
 		killGroup(proc)
 		<-done
 	}
+	groupGone(proc)
 }
 
 func (c *Cluster) kill() {
@@ -332,6 +333,19 @@ func (c *Cluster) kill() {
 	if proc != nil {
 		killGroup(proc)
 		<-done
+		groupGone(proc)
+	}
+}
+
+// groupGone waits, up to 10 s, until no process of the server's group is
+// left: a backend that outlives its postmaster keeps the shared memory
+// segment attached, and a new postmaster on the same data directory then
+// refuses to start ("pre-existing shared memory block is still in use").
+func groupGone(cmd *exec.Cmd) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err := syscall.Kill(-cmd.Process.Pid, 0); err != nil {
+			return // ESRCH: the group is empty
+		}
 	}
 }
 
