@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 )
 
 // TestDropThenRunStartsOver is issue 14's "starting over that works": a
@@ -31,14 +28,7 @@ func TestDropThenRunStartsOver(t *testing.T) {
 			src := cl.CreateDB(t)
 			target := src
 			if kind == "mysql" {
-				srv, err := mariadbtest.Start()
-				if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-					t.Skip(err)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { srv.Stop() })
+				srv := startMariaDB(t)
 				target = srv.CreateDB(t)
 			}
 			ctx := context.Background()

@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	_ "github.com/go-sql-driver/mysql"
-
-	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 )
 
 // TestLiveChecksAndDryRunOnRealData: validate --live against a real
@@ -133,14 +130,7 @@ sink "file" "out" {
 // keys PostgreSQL tells apart and whose DECIMAL is narrower than the
 // source's numeric; a target created by auto_create gets no key warning.
 func TestLiveChecksMySQLTargets(t *testing.T) {
-	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startMariaDB(t)
 	cl := startCluster(t)
 	dsn := cl.CreateDB(t)
 	ctx := context.Background()

@@ -2,16 +2,12 @@ package main
 
 import (
 	"database/sql"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 )
 
 // TestTableCreatedByMigrationReachesTarget is issue 18's acceptance 3:
@@ -23,14 +19,7 @@ import (
 func TestTableCreatedByMigrationReachesTarget(t *testing.T) {
 	cl := startCluster(t)
 	src := cl.CreateDB(t)
-	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startMariaDB(t)
 	target := srv.CreateDB(t)
 	mustExecPG(t, src, `CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL);
 		INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 10) g`)

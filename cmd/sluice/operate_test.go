@@ -24,12 +24,28 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 	"github.com/sluice-cdc/sluice/observe"
 )
 
 // startCluster starts a private PostgreSQL with wal_level=logical for one
 // test; it skips without PostgreSQL binaries unless CI=true.
+// startMariaDB returns the machine's MariaDB or a private one, stopped
+// when the test ends; without one it skips, but fails under CI.
+func startMariaDB(t *testing.T) *mariadbtest.Server {
+	t.Helper()
+	srv, err := mariadbtest.Start()
+	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	return srv
+}
+
 func startCluster(t *testing.T) *pgtest.Cluster {
 	t.Helper()
 	cl, err := pgtest.Start()

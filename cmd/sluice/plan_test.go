@@ -4,17 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 )
 
 const planSourceDDL = `CREATE EXTENSION citext;
@@ -90,14 +86,7 @@ func showCreate(t *testing.T, dsn string) string {
 // replica, as docs/type-mapping.md says in MariaDB); on a drifted target
 // it prints the differences, and still changes nothing.
 func TestPlanPrintsTheDDLTheRunExecutes(t *testing.T) {
-	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startMariaDB(t)
 	cl := startCluster(t)
 	src := cl.CreateDB(t)
 	mustExecPG(t, src, planSourceDDL)

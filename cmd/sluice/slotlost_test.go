@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 )
 
@@ -133,14 +132,7 @@ func slotInvalidatedWhileStopped(t *testing.T, kind string) {
 	file := lostPipeline(t, dir, dsn, "", "")
 	read := targetReader(t, "postgres", dsn, "tgt.items")
 	if kind == "mysql" {
-		srv, err := mariadbtest.Start()
-		if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Stop() })
+		srv := startMariaDB(t)
 		target := srv.CreateDB(t)
 		file = lostPipelineInto(t, dir, dsn, "", fmt.Sprintf(`sink "mysql" "out" {
   from        = source.app
