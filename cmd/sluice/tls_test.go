@@ -26,16 +26,7 @@ import (
 // CA did not sign the server's certificate gets a warning saying to set
 // ca_file.
 func TestLiveReportsTLS(t *testing.T) {
-	certs := testcerts.New(t)
-	tc, err := pgtest.StartWith(pgtest.Options{TLS: &pgtest.TLS{CAFile: certs.CAFile, ServerCert: certs.ServerCert, ServerKey: certs.ServerKey,
-		ClientCert: certs.ClientCert, ClientKey: certs.ClientKey}})
-	if errors.Is(err, pgtest.ErrNoBinaries) && os.Getenv("CI") != "true" {
-		t.Skip(err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Stop() })
+	tc, certs := pgtest.StartTLS(t)
 	srv, err := mariadbtest.StartPrivateWith(mariadbtest.Options{TLS: &mariadbtest.TLS{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CAFile}})
 	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
 		t.Skip(err)

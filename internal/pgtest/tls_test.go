@@ -16,13 +16,7 @@ import (
 // certificate; plaintext TCP, a missing client certificate and another
 // CA are refused; CreateDB and the cleanup still work.
 func TestTLSCluster(t *testing.T) {
-	certs := testcerts.New(t)
-	c, err := StartWith(Options{TLS: &TLS{CAFile: certs.CAFile, ServerCert: certs.ServerCert, ServerKey: certs.ServerKey,
-		ClientCert: certs.ClientCert, ClientKey: certs.ClientKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Stop() })
+	c, certs := StartTLS(t)
 	dsn := c.CreateDB(t)
 	if !strings.Contains(dsn, "sslmode=verify-full") {
 		t.Fatalf("DSN of a TLS cluster: %s", dsn)

@@ -22,13 +22,7 @@ import (
 // pg_stat_ssl shows its walsender encrypted. A DSN whose sslrootcert is
 // another CA fails at Open saying the certificate is not trusted.
 func TestTLSThroughTheDSN(t *testing.T) {
-	certs := testcerts.New(t)
-	tc, err := pgtest.StartWith(pgtest.Options{TLS: &pgtest.TLS{CAFile: certs.CAFile, ServerCert: certs.ServerCert, ServerKey: certs.ServerKey,
-		ClientCert: certs.ClientCert, ClientKey: certs.ClientKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Stop() })
+	tc, certs := pgtest.StartTLS(t)
 	dsn := tc.CreateDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
