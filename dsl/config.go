@@ -97,7 +97,7 @@ type PostgresSource struct {
 	Tables      []string // "schema.table" or "schema.*"
 	Slot        string   // default "sluice_<pipeline>"
 	Publication string   // default "sluice_<pipeline>"
-	Snapshot    string   // "initial" (default) | "never"
+	Snapshot    string   // "initial" (default) | "incremental" | "never"
 	Exclude     []string // "schema.table.column": never leaves PostgreSQL
 	Heartbeat   time.Duration
 	OnSlotLost  string // "fail" (default) | "resnapshot"

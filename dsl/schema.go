@@ -164,7 +164,7 @@ func (b *blockSpec) block(name string) *blockSpec {
 // Allowed values of the enumerated attributes.
 var (
 	onErrorValues       = []string{"retry", "dead_letter", "pause", "fail"}
-	snapshotValues      = []string{"initial", "never"}
+	snapshotValues      = []string{"initial", "incremental", "never"}
 	modeValues          = []string{"upsert", "append", "update"}
 	deleteValues        = []string{"hard", "soft", "skip"}
 	formatValues        = []string{"debezium", "native"}
@@ -287,7 +287,7 @@ var sourceSpecs = []*blockSpec{
 			{Name: "publication", Type: tString, Field: "Publication", DefaultDoc: `"sluice_<pipeline>"`,
 				Doc: "The publication; created, or altered to match `tables` and `exclude`, if needed."},
 			{Name: "snapshot", Type: tString, Field: "Snapshot", Default: "initial", Enum: snapshotValues,
-				Doc: "`initial` copies the existing rows before streaming changes (and the rows of tables added to `tables` later, when the pipeline next starts); `never` streams changes only."},
+				Doc: "`initial` copies the existing rows before streaming changes, in one consistent read (and the rows of tables added to `tables` later, when the pipeline next starts); `incremental` copies them while streaming, in key-range chunks between watermarks (no long transaction, WAL is released as the copy goes, changes reach the targets during the copy; `sluice snapshot` re-copies any table the same way); `never` streams changes only."},
 			{Name: "exclude", Type: tStrings, Field: "Exclude", Check: qualifiedColumn,
 				Doc: `Columns, as "schema.table.column", that never leave PostgreSQL (left out of the publication's column list). Needs PostgreSQL 15 or later, and a table whose replica identity is not FULL (PostgreSQL refuses updates and deletes of such a table when its publication leaves a column out).`},
 			{Name: "heartbeat", Type: tDuration, Field: "Heartbeat", Default: 10 * time.Second,
