@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 	"github.com/sluice-cdc/sluice/format"
 )
@@ -83,6 +87,7 @@ func (c *cli) listLetters(store *state.Store, stage string, asJSON bool) int {
 		Stage    string          `json:"stage"`
 		Time     string          `json:"time"`
 		Table    string          `json:"table"`
+		Key      keyJSON         `json:"key"`
 		Position string          `json:"position"`
 		Error    string          `json:"error"`
 		Event    json.RawMessage `json:"event"`
@@ -90,7 +95,7 @@ func (c *cli) listLetters(store *state.Store, stage string, asJSON bool) int {
 	var out []jsonLetter
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	if !asJSON {
-		fmt.Fprintln(tw, "ID\tSTAGE\tTABLE\tPOSITION\tERROR")
+		fmt.Fprintln(tw, "ID\tSTAGE\tTABLE\tKEY\tPOSITION\tERROR")
 	}
 	var after uint64
 	total := 0
@@ -106,12 +111,17 @@ func (c *cli) listLetters(store *state.Store, stage string, asJSON bool) int {
 		for _, l := range page {
 			after = l.ID
 			total++
+			ev := format.Native{}.Append(nil, &l.Event)
+			key, err := deadLetterKey(ev, &l.Event)
+			if err != nil {
+				c.errorf("dead letter %d: %v", l.ID, err)
+				return exitFindings
+			}
 			if asJSON {
-				ev := format.Native{}.Append(nil, &l.Event)
-				out = append(out, jsonLetter{l.ID, l.Stage, l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.Event.QualifiedTable(), l.Event.Position.Stream().String() + "@" + l.Event.Position.String(), l.Err, ev})
+				out = append(out, jsonLetter{l.ID, l.Stage, l.Time.UTC().Format("2006-01-02T15:04:05.000Z"), l.Event.QualifiedTable(), key, l.Event.Position.Stream().String() + "@" + l.Event.Position.String(), l.Err, ev})
 				continue
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s@%s\t%s\n", l.ID, l.Stage, l.Event.QualifiedTable(), l.Event.Position.Stream(), l.Event.Position.String(), l.Err)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s@%s\t%s\n", l.ID, l.Stage, l.Event.QualifiedTable(), key.text(), l.Event.Position.Stream(), l.Event.Position.String(), l.Err)
 		}
 	}
 	if asJSON {
@@ -129,4 +139,103 @@ func (c *cli) listLetters(store *state.Store, stage string, asJSON bool) int {
 	tw.Flush()
 	fmt.Fprintf(c.stdout, "%d dead letter(s)\n", total)
 	return exitOK
+}
+
+// keyColumn is one column of a dead letter's primary key, its value as
+// the native format writes it (42, "x", null).
+type keyColumn struct {
+	Name  string
+	Value json.RawMessage
+}
+
+// keyJSON is a dead letter's primary key, in key-column order. It
+// marshals as a JSON object in that order, {} when the event carries no
+// key.
+type keyJSON []keyColumn
+
+// deadLetterKey returns the primary key of e, whose native encoding is
+// ev, so that the key reads exactly as it does in the event: the table's
+// key columns in table order (from e.Relation), then any other column of
+// e.Key by name (an event without a Relation, or a column a transform
+// renamed).
+func deadLetterKey(ev json.RawMessage, e *change.Event) (keyJSON, error) {
+	var native struct {
+		Key map[string]json.RawMessage `json:"key"`
+	}
+	if err := json.Unmarshal(ev, &native); err != nil {
+		return nil, fmt.Errorf("key: %w", err)
+	}
+	var names []string
+	if e.Relation != nil {
+		for _, n := range e.Relation.KeyNames() {
+			if _, ok := native.Key[n]; ok {
+				names = append(names, n)
+			}
+		}
+	}
+	for _, n := range e.Key.Names() {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	key := make(keyJSON, 0, len(names))
+	for _, n := range names {
+		if v, ok := native.Key[n]; ok {
+			key = append(key, keyColumn{n, v})
+		}
+	}
+	return key, nil
+}
+
+// text renders the key for the table: `id=42`, `a=1 b="x"`, or "-"
+// when the event carries none. A column name that is not a plain
+// identifier is quoted.
+func (k keyJSON) text() string {
+	if len(k) == 0 {
+		return "-"
+	}
+	var b strings.Builder
+	for i, c := range k {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if plainName(c.Name) {
+			b.WriteString(c.Name)
+		} else {
+			b.WriteString(strconv.Quote(c.Name))
+		}
+		b.WriteByte('=')
+		b.Write(c.Value)
+	}
+	return b.String()
+}
+
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// MarshalJSON writes the key as an object in key-column order.
+func (k keyJSON) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, c := range k {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		name, err := json.Marshal(c.Name)
+		if err != nil {
+			return nil, err
+		}
+		b = append(b, name...)
+		b = append(b, ':')
+		b = append(b, c.Value...)
+	}
+	return append(b, '}'), nil
 }
