@@ -37,6 +37,8 @@ sink "file" "debezium" {
   format = "debezium"
 }
 
+# Tests hash with `sluice test`'s fixed key, "sluice-test-mask-key", not
+# with mask_key: the expected hashes hold wherever the tests run.
 test "password never leaves, e-mail is hashed" {
   input "public.users" {
     op    = "insert"
@@ -44,11 +46,11 @@ test "password never leaves, e-mail is hashed" {
   }
   expect "sink.stdout" {
     op    = "insert"
-    after = { id = 1, name = "Ben", email = "1e96da7aa9fd8dea8670f398b7a706ce0428d1dcc8bc505dc621d3da0689fdad", phone = "0********9", plan = "free", domain = "example.com" }
+    after = { id = 1, name = "Ben", email = "1f5acc737f33e540cff2c429d1d29d034b1da9d03d602f2acca0d55db032821a", phone = "0********9", plan = "free", domain = "example.com" }
   }
   expect "sink.debezium" {
     op    = "insert"
-    after = { id = 1, name = "Ben", email = "1e96da7aa9fd8dea8670f398b7a706ce0428d1dcc8bc505dc621d3da0689fdad", phone = "0********9", plan = "free", domain = "example.com" }
+    after = { id = 1, name = "Ben", email = "1f5acc737f33e540cff2c429d1d29d034b1da9d03d602f2acca0d55db032821a", phone = "0********9", plan = "free", domain = "example.com" }
   }
 }
 
@@ -61,7 +63,7 @@ test "a primary-key change keeps the hash stable" {
   expect "sink.stdout" {
     op     = "update"
     before = { id = 4 }
-    after  = { id = 40, name = "Linus", email = "1e96da7aa9fd8dea8670f398b7a706ce0428d1dcc8bc505dc621d3da0689fdad", phone = null, plan = "free", domain = "example.com" }
+    after  = { id = 40, name = "Linus", email = "1f5acc737f33e540cff2c429d1d29d034b1da9d03d602f2acca0d55db032821a", phone = null, plan = "free", domain = "example.com" }
   }
   expect "sink.debezium" {
     op = "update"

@@ -62,12 +62,30 @@ func (r Result) String() string {
 // sink on the source's dsn, e.g. an online backfill in mode "update"),
 // the model starts from that table: each input is applied to it as the
 // source database applied it before what the sink received for it.
+//
+// Tests are hermetic: the "hash" mask is keyed by MaskKey, never by the
+// pipeline's mask_key or SLUICE_MASK_KEY (see Hermetic).
 func Run(cfg *dsl.Config, reg engine.Registry) []Result {
+	cfg = Hermetic(cfg)
 	results := make([]Result, 0, len(cfg.Tests))
 	for _, t := range cfg.Tests {
 		results = append(results, runTest(cfg, reg, t))
 	}
 	return results
+}
+
+// MaskKey is the key of the "hash" mask in every test, whatever the
+// pipeline's mask_key or the SLUICE_MASK_KEY environment variable say:
+// the hashes a test expects are then the same on every machine, a CI job
+// with secrets included (HMAC-SHA256 of the value keyed by MaskKey).
+const MaskKey = "sluice-test-mask-key"
+
+// Hermetic returns a shallow copy of cfg as tests run it: its mask key
+// is MaskKey. cfg itself is not changed.
+func Hermetic(cfg *dsl.Config) *dsl.Config {
+	c := *cfg
+	c.Pipeline.MaskKey = dsl.Secret(MaskKey)
+	return &c
 }
 
 // Count returns how many results passed and failed.

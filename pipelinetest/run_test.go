@@ -459,3 +459,41 @@ func TestInputEvent(t *testing.T) {
 		t.Error("inputEvent changed the test's input")
 	}
 }
+
+// TestMaskKeyIsFixed: a test hashes with MaskKey whatever the pipeline's
+// mask_key says (here a literal, as env("SLUICE_MASK_KEY") would give in
+// CI), so its expected hashes hold on every machine.
+func TestMaskKeyIsFixed(t *testing.T) {
+	const src = `
+pipeline "p" {
+  mask_key = "the-production-key"
+}
+source "file" "in" {
+  path = "in.jsonl"
+}
+transform "m" {
+  from = source.in
+  mask = { email = "hash" }
+}
+sink "file" "out" {
+  from = transform.m
+  path = "-"
+}
+test "hashed with the test key" {
+  input "public.users" {
+    op    = "insert"
+    after = { id = 1, email = "ben@example.com" }
+  }
+  expect "sink.out" {
+    op    = "insert"
+    after = { id = 1, email = "1f5acc737f33e540cff2c429d1d29d034b1da9d03d602f2acca0d55db032821a" }
+  }
+}`
+	cfg := load(t, src)
+	if r := Run(cfg, registry); len(r) != 1 || !r[0].Passed {
+		t.Fatalf("results %+v", r)
+	}
+	if cfg.Pipeline.MaskKey.Reveal() != "the-production-key" {
+		t.Errorf("Run changed the caller's config: mask key %q", cfg.Pipeline.MaskKey.Reveal())
+	}
+}
