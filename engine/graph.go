@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -178,6 +179,7 @@ func (g *Graph) Route(source string, batch []change.Event) (perSink map[string][
 		return out
 	}
 	perSink = map[string][]change.Event{}
+	addressed := slices.ContainsFunc(batch, func(e change.Event) bool { return e.Sink != "" })
 	for _, sink := range g.sinksOf[source] {
 		var merged []change.Event
 		for _, n := range g.sinkInputs[sink] {
@@ -185,6 +187,9 @@ func (g *Graph) Route(source string, batch []change.Event) (perSink map[string][
 				continue
 			}
 			merged = mergeByPosition(merged, eval(n))
+		}
+		if addressed {
+			merged = slices.DeleteFunc(slices.Clone(merged), func(e change.Event) bool { return e.Sink != "" && e.Sink != sink })
 		}
 		perSink[sink] = merged
 	}

@@ -117,6 +117,7 @@ func (r *run) run(ctx context.Context) error {
 		grp.Go(func() error { return r.writeSink(gctx, name) })
 	}
 	grp.Go(func() error { return r.checkpoint(gctx) })
+	grp.Go(func() error { return r.takeSnapshotRequests(readCtx) })
 	return grp.Wait()
 }
 

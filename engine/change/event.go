@@ -88,6 +88,11 @@ type Event struct {
 	// that consumers learn the copy is over (Debezium's source.snapshot =
 	// "last").
 	SnapshotLast bool
+	// Sink, when set, names the one sink the event is for: the rows of a
+	// re-copy requested for a single sink (`sluice snapshot --sink`).
+	// The engine routes it to that sink only; a Sink event is never a
+	// Boundary, so leaving it out changes no other sink's commits.
+	Sink string
 }
 
 // Row returns After if present, else Before.

@@ -513,6 +513,9 @@ type SourceStatus struct {
 	// Progress is the value the source keeps under ProgressKey in its
 	// corner (the PostgreSQL source's snapshot progress), as stored.
 	Progress json.RawMessage `json:"progress,omitempty"`
+	// Resync is the value the source keeps under ResyncKey: the
+	// PostgreSQL source's re-copies (incremental snapshots), as stored.
+	Resync json.RawMessage `json:"resync,omitempty"`
 	// SnapshotRows and SnapshotSince are live (status file only): the
 	// snapshot rows the running process has read and when it read the
 	// first, for a rate and an ETA.
@@ -542,6 +545,10 @@ type SinkStatus struct {
 // ProgressKey is the corner key whose value Status reports as a source's
 // Progress.
 const ProgressKey = "snapshot"
+
+// ResyncKey is the corner key whose value Status reports as a source's
+// Resync.
+const ResyncKey = "resync"
 
 // Status reads the store's status.
 func (s *Store) Status() (Status, error) {
@@ -591,9 +598,14 @@ func readStatus(tx *bolt.Tx) (Status, error) {
 			if !ok || c == nil {
 				return nil
 			}
+			src := st.Sources[name]
 			if v := c.Get([]byte(ProgressKey)); v != nil {
-				src := st.Sources[name]
 				src.Progress = append(json.RawMessage{}, v...)
+			}
+			if v := c.Get([]byte(ResyncKey)); v != nil {
+				src.Resync = append(json.RawMessage{}, v...)
+			}
+			if src.Progress != nil || src.Resync != nil {
 				st.Sources[name] = src
 			}
 			return nil

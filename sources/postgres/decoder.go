@@ -41,6 +41,9 @@ type decoder struct {
 	// generated ones, which the catalog shows, stay out of relations.
 	excluded map[string][]string
 
+	// resync is the incremental snapshots' part (nil: none, fuzzing).
+	resync *resyncDecoding
+
 	inTx  bool
 	tx    change.Tx
 	lsn   uint64 // commit LSN of the current transaction
@@ -81,13 +84,10 @@ func newDecoder(source string, types *typeRegistry, conn *pgx.Conn) *decoder {
 // keeps Version 1 and the same *Relation.
 func (d *decoder) seed(t *table) *relState {
 	rs := &relState{rel: t.relation()}
-	var sig strings.Builder
 	for _, c := range t.Columns {
 		rs.oids = append(rs.oids, c.TypeOID)
-		fmt.Fprintf(&sig, "%s:%d:%d,", c.Name, c.TypeOID, c.TypeMod)
 	}
 	for _, g := range t.Generated {
-		fmt.Fprintf(&sig, "|%s", g.Name)
 		if rs.genOIDs == nil {
 			rs.genOIDs = map[string]uint32{}
 		}
@@ -95,7 +95,7 @@ func (d *decoder) seed(t *table) *relState {
 	}
 	rs.enums = enumSets(rs.rel)
 	rs.indexColumns()
-	rs.sig = sig.String()
+	rs.sig = t.signature()
 	rs.names = allNames(rs.rel)
 	d.byName[t.qualified()] = rs
 	return rs
@@ -316,6 +316,9 @@ func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) (
 			return out, fmt.Errorf("pgoutput: commit %s outside a transaction", m.CommitLSN)
 		}
 		d.inTx = false
+		if d.resync != nil {
+			d.resync.committed(uint32(d.tx.ID))
+		}
 		out = append(out, change.Event{Op: change.Mark, Tx: d.tx, Boundary: true,
 			Position: change.Position{Source: d.source, Offset: uint64(m.CommitLSN), Index: commitIndex}})
 	case *pglogrepl.RelationMessage:
@@ -358,8 +361,12 @@ func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) (
 				return out, err
 			}
 		}
+	case *pglogrepl.LogicalDecodingMessage:
+		if m.Prefix == resyncPrefix && d.resync != nil && d.inTx {
+			return d.watermark(ctx, m.Content, out)
+		}
 	}
-	// Type, Origin and logical decoding messages carry no row. A
+	// Type, Origin and other logical decoding messages carry no row. A
 	// transactional heartbeat message is covered by its transaction's
 	// commit Mark.
 	return out, nil
@@ -384,6 +391,9 @@ func (d *decoder) emit(out []change.Event, e change.Event, rs *relState) ([]chan
 	e.Schema, e.Table, e.Relation, e.Tx = rs.rel.Schema, rs.rel.Table, rs.rel, d.tx
 	e.Position = change.Position{Source: d.source, Offset: d.lsn, Index: d.index}
 	d.index++
+	if d.resync != nil {
+		d.resync.track(&e, rs)
+	}
 	return append(out, e), nil
 }
 

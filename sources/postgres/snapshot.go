@@ -200,39 +200,7 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 
 // query starts reading the current table after s.after.
 func (s *snapshotReader) query() {
-	t := s.tables[s.table]
-	var cols []string
-	for _, c := range t.Columns {
-		cols = append(cols, pgx.Identifier{c.Name}.Sanitize())
-	}
-	var order, where string
-	var params [][]byte
-	if len(t.PK) > 0 {
-		var keys, ph []string
-		for i, k := range t.PK {
-			keys = append(keys, pgx.Identifier{k}.Sanitize())
-			ph = append(ph, "$"+strconv.Itoa(i+1)+"::text::"+t.column(k).TypeName)
-		}
-		order = strings.Join(keys, ", ")
-		if s.after != nil {
-			where = " WHERE (" + order + ") > (" + strings.Join(ph, ", ") + ")"
-		}
-	} else {
-		// No primary key (REPLICA IDENTITY FULL): physical order. A
-		// resumed snapshot of such a table may deliver rows moved by
-		// updates twice; keyed sinks cannot tell them apart anyway.
-		cols = append(cols, "ctid::text AS __sluice_ctid") // named apart, or ORDER BY ctid would sort the text
-		order = "ctid"
-		if s.after != nil {
-			where = " WHERE ctid > $1::text::tid"
-		}
-	}
-	if s.after != nil {
-		for _, v := range s.after {
-			params = append(params, []byte(v))
-		}
-	}
-	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + t.ident() + where + " ORDER BY " + order
+	sql, params := s.tables[s.table].rangeSelect(keyRange{After: s.after}, "", 0)
 	s.rr = s.conn.PgConn().ExecParams(s.ctx, sql, params, nil, nil, nil)
 }
 
@@ -292,19 +260,11 @@ func (s *snapshotReader) chunk() ([]change.Event, error) {
 		size := 0
 		for len(events) < room && size < snapshotChunkBytes && s.rr.NextRow() {
 			vals := s.rr.Values()
-			row := make(change.Row, len(t.Columns))
-			for i, c := range t.Columns {
-				size += len(vals[i])
-				if vals[i] == nil {
-					row[c.Name] = nil
-					continue
-				}
-				v, err := s.types.decode(c.TypeOID, vals[i])
-				if err != nil {
-					return nil, fmt.Errorf("snapshot of %s, column %s (%s): %w", t.qualified(), c.Name, c.TypeName, err)
-				}
-				row[c.Name] = v
+			row, n, err := t.decodeRow(s.types, vals)
+			if err != nil {
+				return nil, err
 			}
+			size += n
 			keys = append(keys, t.keyText(vals))
 			events = append(events, change.Event{Op: change.Snapshot, Schema: t.Schema, Table: t.Name, After: row,
 				Key: rs.keyOf(row), Changed: rs.names, Relation: rs.rel, Boundary: true,

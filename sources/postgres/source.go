@@ -43,12 +43,16 @@ type Postgres struct {
 	stream *streamer
 	errc   chan error // the streamer's final error
 	start  func()     // starts the streamer (and the heartbeat, once) after the snapshot
-	beats  bool       // the heartbeat runs
+	beats  bool       // the heartbeat and the incremental snapshots' chunk worker run
 
 	// What a recovery from a lost slot (on_slot_lost = "resnapshot")
 	// copies again: the tables Open resolved and their types.
 	tables []*table
 	types  *typeRegistry
+
+	// resync holds the incremental snapshots (sluice snapshot, verify
+	// --repair, snapshot = "incremental"), copied by copyChunks.
+	resync *resyncs
 
 	st engine.State
 	// fresh: the slot was missing and created anew although this
@@ -79,8 +83,8 @@ func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
 	if !slotName.MatchString(cfg.Slot) {
 		return nil, engine.Permanent(fmt.Errorf("source %q: slot %q: replication slot names may only contain lower-case letters, digits and underscores (at most 63)", s.Name, cfg.Slot))
 	}
-	if cfg.Snapshot != "initial" && cfg.Snapshot != "never" {
-		return nil, engine.Permanent(fmt.Errorf("source %q: snapshot = %q: expected \"initial\" or \"never\"", s.Name, cfg.Snapshot))
+	if cfg.Snapshot != "initial" && cfg.Snapshot != SnapshotIncremental && cfg.Snapshot != "never" {
+		return nil, engine.Permanent(fmt.Errorf("source %q: snapshot = %q: expected \"initial\", \"incremental\" or \"never\"", s.Name, cfg.Snapshot))
 	}
 	if cfg.OnSlotLost != OnSlotLostFail && cfg.OnSlotLost != OnSlotLostResnapshot {
 		return nil, engine.Permanent(fmt.Errorf("source %q: on_slot_lost = %q: expected \"fail\" or \"resnapshot\"", s.Name, cfg.OnSlotLost))
@@ -254,8 +258,12 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	// Where the sinks are in the snapshot's rows: the stream's position,
 	// or for a copy of tables added later, its own (see doc.go).
 	spos, hasSpos := from[prog.stream(p.name)]
+	if p.resync, err = newResyncs(p.st); err != nil {
+		return err
+	}
 	dec := newDecoder(p.name, types, nil)
 	dec.excluded = excludedColumns(p.cfg.Exclude)
+	dec.resync = &resyncDecoding{jobs: p.resync, slot: p.cfg.Slot, exclude: p.cfg.Exclude, windows: map[string]*window{}}
 	p.stream = &streamer{dsn: p.cfg.DSN, slot: p.cfg.Slot, publication: p.cfg.Publication, source: p.name,
 		dec: dec, logger: p.logger, out: make(chan []change.Event, 2), confirm: slot.Confirmed}
 	if hasPos {
@@ -353,6 +361,11 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	}
 
 	p.stream.state, p.stream.system = p.st, system
+	if p.cfg.Snapshot == SnapshotIncremental {
+		if err := p.incrementalJobs(tables, wasPublished, recovering); err != nil {
+			return err
+		}
+	}
 	if !wantSnapshot {
 		// Recorded once the snapshot's progress lists every table this
 		// run copies: a table created from now on in these schemas is
@@ -367,8 +380,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		go func() { defer p.wg.Done(); p.errc <- p.stream.run(p.ctx) }()
 		if !p.beats {
 			p.beats = true
-			p.wg.Add(1)
+			p.wg.Add(2)
 			go func() { defer p.wg.Done(); heartbeat(p.ctx, p.cfg.DSN, p.cfg.Heartbeat, p.logger, p.name) }()
+			go func() { defer p.wg.Done(); p.copyChunks(p.ctx) }()
 		}
 	}
 	if !wantSnapshot {

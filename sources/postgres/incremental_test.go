@@ -1,0 +1,160 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-cdc/sluice/dsl"
+	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/engine/state"
+)
+
+// resyncDone reports whether every job of the source's state is over.
+func resyncDone(t testing.TB, st *memState) bool {
+	t.Helper()
+	rs, err := ReadResync(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range rs.Jobs {
+		if j.Error != "" {
+			t.Fatalf("job %s: %s", j.key(), j.Error)
+		}
+		if j.Pending() {
+			return false
+		}
+	}
+	return len(rs.Jobs) > 0
+}
+
+// TestIncrementalSnapshotWhileWriting copies a table of every type with
+// snapshot = "incremental" while a writer inserts, updates, deletes and
+// changes keys: snapshot rows and streamed changes interleave, and
+// replayed in order they leave exactly the table's rows.
+func TestIncrementalSnapshotWhileWriting(t *testing.T) {
+	const rowsN = 30_000
+	d := newDB(t)
+	d.exec(everythingDDL)
+	d.exec(`INSERT INTO everything VALUES ` + fmt.Sprintf(everythingRow, 0))
+	d.exec(`INSERT INTO everything SELECT g, s, i, n + g, r, d, t || g, v, c, b, dt + g, tm, ts, tz, iv, u, j, jb, by, arr || g, tarr, grid, m, p, nul
+		FROM everything e, generate_series(1, ` + fmt.Sprint(rowsN) + `) g WHERE e.id = 0`)
+	d.exec(`DELETE FROM everything WHERE id = 0`)
+	d.exec(`CREATE TABLE done (id int PRIMARY KEY)`)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes int
+	wg.Add(1)
+	go func() { defer wg.Done(); writes = writer(t, d.dsn, stop, rowsN) }()
+
+	st := newState()
+	p := d.open(dsl.PostgresSource{Tables: []string{"public.everything", "public.done"}, Snapshot: SnapshotIncremental}, nil, st)
+	target := map[string]change.Row{}
+	var streamedDuring, snapshotRows int
+	var last change.Position
+	read := func() []change.Event {
+		events := readUntil(t, p, func(e []change.Event) bool { return len(e) > 0 })
+		for _, e := range events {
+			switch e.Op {
+			case change.Snapshot:
+				snapshotRows++
+				if e.Boundary {
+					t.Fatalf("snapshot row %s is a boundary", e.Position)
+				}
+			case change.Insert, change.Update, change.Delete:
+				if snapshotRows > 0 && !resyncDone(t, st) {
+					streamedDuring++
+				}
+			}
+			if e.Position.Compare(last) <= 0 {
+				t.Fatalf("position %s after %s", e.Position, last)
+			}
+			last = e.Position
+		}
+		replay(target, rows(events))
+		ackAll(t, p, events[len(events)-1])
+		return events
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for !resyncDone(t, st) {
+		if time.Now().After(deadline) {
+			t.Fatal("incremental snapshot did not finish")
+		}
+		read()
+	}
+	close(stop)
+	wg.Wait()
+	d.exec(`INSERT INTO done VALUES (1)`)
+	for !slices.ContainsFunc(read(), func(e change.Event) bool { return e.Table == "done" }) {
+	}
+	delete(target, "done:"+keyString(change.Row{"id": int64(1)}))
+	want := d.tableRows("public.everything", "id")
+	if len(target) != len(want) {
+		t.Errorf("target holds %d rows, the table %d (after %d writes)", len(target), len(want), writes)
+	}
+	diffs := 0
+	for k, w := range want {
+		if g := target[k]; !rowsEqual(g, w) && diffs < 5 {
+			diffs++
+			t.Errorf("row %s:\n got %v\nwant %v", k, g, w)
+		}
+	}
+	if snapshotRows < rowsN-writes {
+		t.Errorf("only %d snapshot rows", snapshotRows)
+	}
+	if streamedDuring == 0 || writes < 100 {
+		t.Errorf("%d changes streamed during the copy, %d writes: the test proves little", streamedDuring, writes)
+	}
+	t.Logf("%d snapshot rows, %d writes, %d changes streamed during the copy", snapshotRows, writes, streamedDuring)
+}
+
+// TestResyncRequestCopiesSelectedRowsForOneSink: a request with a
+// predicate and a sink copies just those rows, addressed to that sink,
+// into a source that never snapshots.
+func TestResyncRequestCopiesSelectedRowsForOneSink(t *testing.T) {
+	d := newDB(t)
+	d.exec("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)")
+	d.exec("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 20000) g")
+	st := newState()
+	p := d.open(dsl.PostgresSource{Tables: []string{"public.t"}, Snapshot: "never"}, nil, st)
+	err := p.Resync(context.Background(), state.SnapshotRequest{ID: "r1", Source: "src", Tables: []string{"public.t"}, Sink: "only", Where: "id % 3 = 0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for !resyncDone(t, st) {
+		events := readUntil(t, p, func(e []change.Event) bool { return len(e) > 0 })
+		for _, e := range events {
+			if e.Op != change.Snapshot {
+				continue
+			}
+			got++
+			if id := e.Key["id"].(int64); id%3 != 0 || e.Sink != "only" {
+				t.Fatalf("copied id %d for sink %q", id, e.Sink)
+			}
+		}
+		ackAll(t, p, events[len(events)-1])
+	}
+	if got != 6666 {
+		t.Errorf("copied %d rows, want 6666", got)
+	}
+	if err := p.Resync(context.Background(), state.SnapshotRequest{ID: "r2", Tables: []string{"public.nope"}}); err == nil {
+		t.Error("a table the source does not capture was accepted")
+	}
+}
+
+func TestRacedChunks(t *testing.T) {
+	xip := inProgress("100:120:105,110")
+	if !xip[105] || !xip[110] || len(xip) != 2 {
+		t.Fatalf("inProgress: %v", xip)
+	}
+	if inProgress("100:100:") != nil {
+		t.Error("an empty xip list is in progress")
+	}
+	if !raced([]uint32{90, 105}, xip) || raced([]uint32{90, 104}, xip) || raced(nil, xip) {
+		t.Error("raced")
+	}
+}
