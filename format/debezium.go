@@ -53,6 +53,18 @@ var debeziumOps = [...]string{change.Insert: "c", change.Update: "u", change.Del
 
 // Append appends e in Debezium's envelope. A Mark appends nothing.
 func (d Debezium) Append(dst []byte, e *change.Event) []byte {
+	return d.appendEvent(dst, e, nil)
+}
+
+// AppendInTx is Append with the envelope's transaction block filled in
+// instead of null: {"id":"123:23803720","total_order":2,
+// "data_collection_order":1}, as Debezium writes it with
+// provide.transaction.metadata. A nil o is Append.
+func (d Debezium) AppendInTx(dst []byte, e *change.Event, o *TxOrder) []byte {
+	return d.appendEvent(dst, e, o)
+}
+
+func (d Debezium) appendEvent(dst []byte, e *change.Event, o *TxOrder) []byte {
 	if e.Op == change.Mark || int(e.Op) >= len(debeziumOps) || debeziumOps[e.Op] == "" {
 		return dst
 	}
@@ -117,7 +129,13 @@ func (d Debezium) Append(dst []byte, e *change.Event) []byte {
 		now = d.Now
 	}
 	dst = strconv.AppendInt(dst, now().UnixMilli(), 10)
-	dst = append(dst, `,"transaction":null}`...)
+	dst = append(dst, `,"transaction":`...)
+	if o == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendTxOrder(dst, o)
+	}
+	dst = append(dst, '}')
 	if d.Schemas {
 		dst = append(dst, '}')
 	}

@@ -31,6 +31,18 @@ func (Native) Name() string { return "native" }
 
 // Append appends e as one native JSON object. A Mark appends nothing.
 func (Native) Append(dst []byte, e *change.Event) []byte {
+	return appendNative(dst, e, nil)
+}
+
+// AppendInTx is Append with the event's place in its source transaction:
+// a "transaction" object after "tx",
+// {"id":"123:23803720","total_order":2,"data_collection_order":1}
+// (Debezium's transaction block). A nil o is Append.
+func (Native) AppendInTx(dst []byte, e *change.Event, o *TxOrder) []byte {
+	return appendNative(dst, e, o)
+}
+
+func appendNative(dst []byte, e *change.Event, o *TxOrder) []byte {
 	if e.Op == change.Mark {
 		return dst
 	}
@@ -64,22 +76,10 @@ func (Native) Append(dst []byte, e *change.Event) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	if e.Tx.ID != 0 || !e.Tx.CommitTime.IsZero() {
-		dst = append(dst, `,"tx":{`...)
-		comma := false
-		if e.Tx.ID != 0 {
-			dst = append(dst, `"id":`...)
-			dst = strconv.AppendUint(dst, e.Tx.ID, 10)
-			comma = true
-		}
-		if !e.Tx.CommitTime.IsZero() {
-			if comma {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `"commit_time":`...)
-			dst = appendValue(dst, e.Tx.CommitTime)
-		}
-		dst = append(dst, '}')
+	dst = appendNativeTx(dst, e.Tx)
+	if o != nil {
+		dst = append(dst, `,"transaction":`...)
+		dst = appendTxOrder(dst, o)
 	}
 	if !e.Position.IsZero() {
 		dst = append(dst, `,"position":`...)
@@ -89,8 +89,9 @@ func (Native) Append(dst []byte, e *change.Event) []byte {
 }
 
 // nativeFields are the top-level fields of a native event, for the
-// "unknown field" message.
-var nativeFields = []string{"op", "schema", "table", "key", "before", "after", "changed", "tx", "position"}
+// "unknown field" message. "transaction" (AppendInTx) is accepted and
+// not decoded: it describes the sink's output, not the change.
+var nativeFields = []string{"op", "schema", "table", "key", "before", "after", "changed", "tx", "position", "transaction"}
 
 // DecodeNative parses one native event. Numbers become int64 when they are
 // integers that fit, else change.Numeric (exact, never float64); JSON

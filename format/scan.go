@@ -249,7 +249,7 @@ func (s *scanner) rowOrNull() change.Row {
 // when the line needs the careful path.
 func fastNative(line []byte) (e change.Event, ok bool) {
 	s := &scanner{b: line}
-	var seen [9]bool
+	var seen [10]bool
 	var op, pos string
 	changedSet := false
 	s.list('{', '}', func() {
@@ -285,6 +285,8 @@ func fastNative(line []byte) (e change.Event, ok bool) {
 			e.Tx = s.tx()
 		case "position":
 			pos = s.str()
+		case "transaction":
+			s.value(1) // the sink's output, not part of the change
 		}
 	})
 	if s.bad || s.peek() != 0 {
