@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 	pgsource "github.com/sluice-cdc/sluice/sources/postgres"
@@ -31,9 +32,8 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	c, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) && os.Getenv("CI") != "true" {
-		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
-		return 0
+	if errors.Is(err, pgtest.ErrNoBinaries) {
+		return dbskip.Main(err)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)

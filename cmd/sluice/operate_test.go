@@ -24,20 +24,20 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 	"github.com/sluice-cdc/sluice/observe"
 )
 
-// startCluster starts a private PostgreSQL with wal_level=logical for one
-// test; it skips without PostgreSQL binaries unless CI=true.
 // startMariaDB returns the machine's MariaDB or a private one, stopped
-// when the test ends; without one it skips, but fails under CI.
+// when the test ends; without one it fails, or skips with
+// SLUICE_SKIP_DB=1 (see dbskip).
 func startMariaDB(t *testing.T) *mariadbtest.Server {
 	t.Helper()
 	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, mariadbtest.ErrNoServer) {
+		dbskip.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -46,11 +46,14 @@ func startMariaDB(t *testing.T) *mariadbtest.Server {
 	return srv
 }
 
+// startCluster starts a private PostgreSQL with wal_level=logical for one
+// test; without PostgreSQL binaries it fails, or skips with
+// SLUICE_SKIP_DB=1 (see dbskip).
 func startCluster(t *testing.T) *pgtest.Cluster {
 	t.Helper()
 	cl, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, pgtest.ErrNoBinaries) {
+		dbskip.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 )
 
@@ -24,8 +25,8 @@ import (
 func startLimitedCluster(t *testing.T) *pgtest.Cluster {
 	t.Helper()
 	cl, err := pgtest.StartWith(pgtest.Options{Settings: []string{"max_slot_wal_keep_size=16MB", "wal_keep_size=0"}})
-	if errors.Is(err, pgtest.ErrNoBinaries) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, pgtest.ErrNoBinaries) {
+		dbskip.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

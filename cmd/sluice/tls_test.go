@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 	"github.com/sluice-cdc/sluice/internal/testcerts"
@@ -28,8 +28,8 @@ import (
 func TestLiveReportsTLS(t *testing.T) {
 	tc, certs := pgtest.StartTLS(t)
 	srv, err := mariadbtest.StartPrivateWith(mariadbtest.Options{TLS: &mariadbtest.TLS{CertFile: certs.ServerCert, KeyFile: certs.ServerKey, CAFile: certs.CAFile}})
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, mariadbtest.ErrNoServer) {
+		dbskip.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 )
@@ -30,11 +31,9 @@ func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
 // runTests exists so that deferred cleanups run before os.Exit.
 func runTests(m *testing.M) int {
-	ci := os.Getenv("CI") == "true"
 	cl, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrNoBinaries) && !ci {
-		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
-		return 0
+	if errors.Is(err, pgtest.ErrNoBinaries) {
+		return dbskip.Main(err)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start PostgreSQL: %v\n", err)
@@ -44,9 +43,8 @@ func runTests(m *testing.M) int {
 	pg = cl
 
 	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && !ci {
-		fmt.Fprintf(os.Stderr, "SKIP: %v\n", err)
-		return 0
+	if errors.Is(err, mariadbtest.ErrNoServer) {
+		return dbskip.Main(err)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: no MariaDB: %v\n", err)

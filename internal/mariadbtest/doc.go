@@ -17,7 +17,9 @@
 //
 // and give each test its own database with server.CreateDB(t), dropped
 // when the test ends. Without a reachable server and without the MariaDB
-// binaries, Run fails under CI=true (a CI run that silently tests nothing
-// is worse than a red one) and otherwise skips the package with a message
-// saying what to install. A Server is safe for concurrent use.
+// binaries, Run fails the package with a message saying what to install,
+// that `make test` installs and starts everything, and that
+// SLUICE_SKIP_DB=1 skips instead; under CI=true it fails even then (a CI
+// run that silently tests nothing is worse than a red one). Package
+// dbskip holds that rule. A Server is safe for concurrent use.
 package mariadbtest

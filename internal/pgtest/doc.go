@@ -12,9 +12,11 @@
 // and give each test its own database with cluster.CreateDB(t), dropped
 // (with its replication slots) when the test ends.
 //
-// When the PostgreSQL binaries are missing, Run fails under CI=true (a CI
-// run that silently tests nothing is worse than a red one) and otherwise
-// skips the package with a message saying what to install.
+// When the PostgreSQL binaries are missing, Run fails the package with a
+// message saying what to install, that `make test` installs and starts
+// everything, and that SLUICE_SKIP_DB=1 skips instead; under CI=true it
+// fails even then (a CI run that silently tests nothing is worse than a
+// red one). Package dbskip holds that rule.
 //
 // PostgreSQL refuses to run as root; when the test runs as root the
 // cluster runs as the "postgres" OS user (the data directory is chowned

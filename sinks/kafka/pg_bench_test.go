@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
 	kafkasink "github.com/sluice-cdc/sluice/sinks/kafka"
 	pgsource "github.com/sluice-cdc/sluice/sources/postgres"
@@ -48,11 +50,11 @@ func BenchmarkPostgresToKafkaAtLeastOnce(b *testing.B) { benchmarkPostgresToKafk
 
 func benchmarkPostgresToKafka(b *testing.B, exactlyOnce bool) {
 	pgOnce.Do(func() { pgCluster, pgErr = pgtest.Start() })
+	if errors.Is(pgErr, pgtest.ErrNoBinaries) {
+		dbskip.Missing(b, pgErr)
+	}
 	if pgErr != nil {
-		if os.Getenv("CI") == "true" {
-			b.Fatal(pgErr)
-		}
-		b.Skip(pgErr)
+		b.Fatal(pgErr)
 	}
 	dsn := pgCluster.CreateDB(b)
 	ctx := context.Background()

@@ -12,6 +12,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 )
 
@@ -37,7 +38,7 @@ func (collatedDialect) ExactKey(table, col, typ string) string {
 func TestWarnInexactKeys(t *testing.T) {
 	srv, err := mariadbtest.Start()
 	if errors.Is(err, mariadbtest.ErrNoServer) {
-		t.Skip(err)
+		dbskip.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/dbskip"
 	"github.com/sluice-cdc/sluice/internal/mariadbtest"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
@@ -21,8 +21,8 @@ import (
 // batch to the group: the loop the engine runs, without its queues.
 func BenchmarkToMariaDB(b *testing.B) {
 	srv, err := mariadbtest.Start()
-	if errors.Is(err, mariadbtest.ErrNoServer) && os.Getenv("CI") != "true" {
-		b.Skip(err)
+	if errors.Is(err, mariadbtest.ErrNoServer) {
+		dbskip.Missing(b, err)
 	}
 	if err != nil {
 		b.Fatal(err)
