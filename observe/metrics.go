@@ -61,7 +61,7 @@ func NewMetrics(cfg *dsl.Config) *Metrics {
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_source_events_total",
 			Help: "Events read from a source and handed on (rows, snapshot rows and marks)."}, []string{"source"}),
 		snapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_snapshot_rows_total",
-			Help: "Rows read by a source's initial snapshot."}, []string{"source"}),
+			Help: "Rows read by a source's snapshots: the initial one and incremental ones (sluice snapshot, verify --repair, snapshot = \"incremental\")."}, []string{"source"}),
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_events_written_total",
 			Help: "Events handed to a sink (not yet durable)."}, []string{"sink"}),
 		committed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_events_committed_total",

@@ -56,6 +56,10 @@ type Source struct {
 	// reading it has committed up to here.
 	Acked    change.Checkpoint `json:"acked"`
 	Snapshot *Snapshot         `json:"snapshot,omitempty"`
+	// Resync lists the tables copied again while streaming (`sluice
+	// snapshot`, `verify --repair`, snapshot = "incremental"), the
+	// unfinished ones and the last finished ones.
+	Resync []Resync `json:"resync,omitempty"`
 	// WAL is the slot as the server sees it (PostgreSQL sources, when the
 	// server was asked).
 	WAL *WAL `json:"wal,omitempty"`
@@ -69,6 +73,63 @@ type Retry struct {
 	Attempt int       `json:"attempt"`
 	Next    time.Time `json:"next"`
 }
+
+// Resync is one table's incremental snapshot (postgres.ResyncJob) with
+// its rate and, while it runs, its ETA. RowsDone is saved at each chunk.
+type Resync struct {
+	postgres.ResyncJob
+	Percent       *float64 `json:"percent,omitempty"`
+	RowsPerSecond float64  `json:"rows_per_second,omitempty"`
+	ETASeconds    *float64 `json:"eta_seconds,omitempty"`
+}
+
+// resyncOf decodes a PostgreSQL source's incremental snapshots.
+func resyncOf(ss state.SourceStatus, updated time.Time) ([]Resync, error) {
+	if len(ss.Resync) == 0 {
+		return nil, nil
+	}
+	rs, err := postgres.ReadResync(resyncState(ss.Resync))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Resync, 0, len(rs.Jobs))
+	for _, j := range rs.Jobs {
+		r := Resync{ResyncJob: j}
+		if j.RowsEstimated > 0 {
+			pct := 100 * float64(min(j.RowsDone, j.RowsEstimated)) / float64(j.RowsEstimated)
+			if j.Done {
+				pct = 100
+			}
+			r.Percent = &pct
+		}
+		end := updated
+		if !j.Finished.IsZero() {
+			end = j.Finished
+		}
+		if el := end.Sub(j.Started).Seconds(); el > 0 && j.RowsDone > 0 {
+			r.RowsPerSecond = float64(j.RowsDone) / el
+			if j.Pending() && j.RowsEstimated > j.RowsDone {
+				eta := float64(j.RowsEstimated-j.RowsDone) / r.RowsPerSecond
+				r.ETASeconds = &eta
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// resyncState is a source's stored resync record seen as its state
+// corner, for postgres.ReadResync.
+type resyncState []byte
+
+func (p resyncState) Get(key string) ([]byte, error) {
+	if key != state.ResyncKey {
+		return nil, nil
+	}
+	return p, nil
+}
+
+func (resyncState) Put(string, []byte) error { return nil }
 
 // Snapshot is an initial snapshot's progress.
 type Snapshot struct {
@@ -135,6 +196,9 @@ func Build(ctx context.Context, cfg *dsl.Config, st state.Status, opts Options) 
 				out.Problems = append(out.Problems, "source "+s.Name+": "+err.Error())
 			}
 			src.Snapshot = snap
+			if src.Resync, err = resyncOf(ss, st.Updated); err != nil {
+				out.Problems = append(out.Problems, "source "+s.Name+": "+err.Error())
+			}
 			if opts.Probe && s.Postgres != nil {
 				w, err := Slot(ctx, cfg.Pipeline.Name, s.Postgres)
 				if err != nil {

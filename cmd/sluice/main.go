@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"test":     {"run the pipeline's test blocks, with no database or network", (*cli).test},
 		"run":      {"run the pipeline until stopped", (*cli).runPipeline},
 		"status":   {"show the phase, last error, positions, lag, snapshot progress and dead letters", (*cli).status},
+		"snapshot": {"copy tables again while the pipeline streams (an incremental snapshot; --where for some rows, --sink for one sink)", (*cli).snapshot},
 		"resume":   {"resume a paused pipeline (on_error = \"pause\") without a restart", (*cli).resume},
 		"dlq":      {"list, replay or purge dead-lettered events (dlq list|replay|purge FILE)", (*cli).dlq},
 		"verify":   {"compare source rows (through the transforms) with each sink's target table", (*cli).verify},

@@ -125,6 +125,11 @@ func writeStatus(w io.Writer, cfg *dsl.Config, st observe.Status) {
 		}
 		writeSnapshot(w, s.Name, s.Snapshot)
 	}
+	for _, s := range st.Sources {
+		if len(s.Resync) > 0 {
+			writeResync(w, s.Name, s.Resync)
+		}
+	}
 	fmt.Fprintf(w, "\ndead letters: %d\n", st.DeadLetters)
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)

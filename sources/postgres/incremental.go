@@ -314,11 +314,7 @@ func missingKeys(ctx context.Context, tx pgx.Tx, types *typeRegistry, t *table, 
 	for _, cond := range t.rangeConds(r, prefixed("c", t.PK), &params) {
 		sql += " AND " + cond
 	}
-	args := make([]any, len(params))
-	for i, p := range params {
-		args[i] = string(p)
-	}
-	rows, err := tx.Query(ctx, sql, args...)
+	rows, err := tx.Query(ctx, sql, bytesArgs(params)...)
 	if err != nil {
 		return nil, fmt.Errorf("incremental snapshot of %s: keys to delete: %w", t.qualified(), err)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -365,4 +366,43 @@ func (p *Postgres) incrementalJobs(tables []*table, wasPublished []string, all b
 	}
 	p.logger.Info("postgres source: incremental snapshot of tables while streaming", "source", p.name, "tables", strings.Join(req.Tables, ", "))
 	return p.resync.add(jobs, req.Tables)
+}
+
+// CheckResync checks, against the database, that a source with block cfg
+// can copy tables again as incremental snapshots with the predicate
+// where ("" for none): each table exists, has a primary key and is
+// readable, and PostgreSQL accepts the predicate on it. `sluice
+// snapshot` runs it before it files a request, so a mistake is reported
+// to the user who made it rather than to the pipeline's log.
+func CheckResync(ctx context.Context, cfg *dsl.PostgresSource, tables []string, where string) error {
+	conn, err := connect(ctx, cfg.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for _, name := range tables {
+		t, err := describe(ctx, conn, name, cfg.Exclude, newTypeRegistry())
+		if err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
+		}
+		if len(t.PK) == 0 {
+			return fmt.Errorf("table %s has no primary key: an incremental snapshot reads it in key ranges; give it one", name)
+		}
+		sql, params := t.rangeSelect(keyRange{}, where, 1)
+		if _, err := conn.Exec(ctx, "EXPLAIN "+sql, bytesArgs(params)...); err != nil {
+			if where != "" {
+				return fmt.Errorf("table %s: PostgreSQL refuses --where %q: %v", name, where, redactErr(err, cfg.DSN))
+			}
+			return fmt.Errorf("table %s: %v", name, redactErr(err, cfg.DSN))
+		}
+	}
+	return nil
+}
+
+func bytesArgs(params [][]byte) []any {
+	out := make([]any, len(params))
+	for i, p := range params {
+		out[i] = string(p)
+	}
+	return out
 }
