@@ -1,0 +1,152 @@
+package txmeta
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/format"
+)
+
+// CommitSkew is how far a resolved timestamp stays behind the commit
+// times it comes from. PostgreSQL takes a transaction's commit time just
+// before it writes the commit record, so transactions committing at the
+// same moment can reach the log (and so the sink) in the opposite order
+// of their commit times: a transaction after the last one the sink wrote
+// may carry an earlier commit time, earlier by as long as writing its
+// commit record took (microseconds, more when the WAL is stalled).
+// Staying this far behind keeps the promise for any such transaction that
+// took less than CommitSkew to write its commit record.
+const CommitSkew = time.Second
+
+// Resolver decides when a sink emits a resolved message and for which
+// time. Build it with NewResolver; the zero value is not usable.
+type Resolver struct {
+	every   time.Duration
+	streams map[change.Stream]streamMark
+	last    time.Time // the last T emitted
+	slot    int64     // the interval (Unix time / every) of the last emission
+	emitted bool      // slot is set
+}
+
+// streamMark is the latest transaction of a stream the sink has written
+// that carried a commit time.
+type streamMark struct {
+	time time.Time
+	pos  change.Position
+}
+
+// NewResolver returns a Resolver that emits at most once per interval
+// every (each interval-long period of the clock, counted from the Unix
+// epoch, has at most one resolved message).
+func NewResolver(every time.Duration) *Resolver {
+	return &Resolver{every: max(every, time.Millisecond), streams: map[change.Stream]streamMark{}}
+}
+
+// Note follows an event the sink writes (every one Write gets, Marks
+// included): a Boundary with a commit time moves its stream's commit
+// time (to the latest seen: commit times are not monotonic in commit
+// order) and position.
+func (r *Resolver) Note(e *change.Event) {
+	if !e.Boundary || e.Tx.CommitTime.IsZero() {
+		return
+	}
+	st := e.Position.Stream()
+	m := r.streams[st]
+	if e.Tx.CommitTime.After(m.time) {
+		m.time = e.Tx.CommitTime.UTC()
+	}
+	m.pos = e.Position
+	r.streams[st] = m
+}
+
+// Due returns the resolved message to emit at a commit that makes durable
+// every event noted so far and brings the sink to cp, and whether one is
+// due. T is the lowest commit time over the streams of cp that have
+// carried one (streams that never did, such as a snapshot's, do not
+// count), less CommitSkew; it is due when it is later than the last T
+// emitted and none was emitted in now's interval.
+func (r *Resolver) Due(cp change.Checkpoint, now time.Time) (format.Resolved, bool) {
+	var low streamMark
+	found := false
+	for st, m := range r.streams {
+		if _, ok := cp[st]; !ok {
+			delete(r.streams, st) // no longer the sink's: it does not hold T back
+			continue
+		}
+		if !found || m.time.Before(low.time) {
+			low, found = m, true
+		}
+	}
+	if !found {
+		return format.Resolved{}, false
+	}
+	t := low.time.Add(-CommitSkew)
+	if !t.After(r.last) || r.emitted && r.slotOf(now) == r.slot {
+		return format.Resolved{}, false
+	}
+	return format.Resolved{Time: t, Position: low.pos}, true
+}
+
+// Emitted records that res is written and durable (or, for a sink that
+// commits atomically, committed).
+func (r *Resolver) Emitted(res format.Resolved, now time.Time) {
+	if res.Time.After(r.last) {
+		r.last = res.Time
+	}
+	r.slot, r.emitted = r.slotOf(now), true
+}
+
+// Last is the last T emitted (zero before the first).
+func (r *Resolver) Last() time.Time { return r.last }
+
+func (r *Resolver) slotOf(now time.Time) int64 { return now.UnixNano() / int64(r.every) }
+
+// state is the JSON form of a Resolver's state.
+type state struct {
+	Resolved time.Time     `json:"resolved"`
+	Streams  []streamState `json:"streams,omitempty"`
+}
+
+type streamState struct {
+	Source    string    `json:"source"`
+	Partition string    `json:"partition,omitempty"`
+	Time      time.Time `json:"time"`
+	Position  string    `json:"position"`
+}
+
+// State returns what Restore needs to go on after a restart: the last T
+// emitted and each stream's commit time and position.
+func (r *Resolver) State() json.RawMessage {
+	s := state{Resolved: r.last}
+	for st, m := range r.streams {
+		s.Streams = append(s.Streams, streamState{Source: st.Source, Partition: st.Partition, Time: m.time, Position: m.pos.String()})
+	}
+	b, _ := json.Marshal(s) // times and strings only: cannot fail
+	return b
+}
+
+// Restore replaces the state with one State returned; empty (or null)
+// means none: nothing emitted yet.
+func (r *Resolver) Restore(b []byte) error {
+	r.last, r.emitted = time.Time{}, false
+	clear(r.streams)
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("resolved state: %v", err)
+	}
+	r.last = s.Resolved.UTC()
+	for _, m := range s.Streams {
+		st := change.Stream{Source: m.Source, Partition: m.Partition}
+		p, err := change.ParsePosition(st, m.Position)
+		if err != nil {
+			return fmt.Errorf("resolved state of stream %s: %v", st, err)
+		}
+		r.streams[st] = streamMark{time: m.Time.UTC(), pos: p}
+	}
+	return nil
+}
