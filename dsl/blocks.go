@@ -116,8 +116,12 @@ func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
 		}
 	case "kafka":
 		s.Kafka = &KafkaSink{}
-		if present := l.decodeBody(b, spec, s.Kafka, s); present["topic"] == nil {
+		present := l.decodeBody(b, spec, s.Kafka, s)
+		if present["topic"] == nil {
 			s.Kafka.Topic = l.cfg.Pipeline.Name + ".{schema}.{table}"
+		}
+		if present["transactions_topic"] == nil {
+			s.Kafka.TransactionsTopic = l.cfg.Pipeline.Name + ".transaction"
 		}
 		s.Kafka.TLS, s.Kafka.SASL = l.kafkaBlocks(b, spec)
 		for _, nb := range b.Body.Blocks {

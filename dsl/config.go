@@ -202,6 +202,9 @@ type KafkaSink struct {
 	ReplicationFactor int           // for topics it creates; default 1
 	ProducerLinger    time.Duration // default 5ms
 	BatchBytes        int           // producer batch limit; default 1000012
+	Resolved          time.Duration // resolved messages at most this often; 0: none
+	Transactions      bool          // transaction metadata: BEGIN/END on TransactionsTopic, each event's transaction block
+	TransactionsTopic string        // default "<pipeline>.transaction"
 	TLS               *TLS
 	SASL              *KafkaSASL
 	Outbox            *KafkaOutbox
@@ -245,14 +248,18 @@ type WebhookSink struct {
 	RetryMax     int               // retry = { max = 8, ... }; default 8
 	RetryBackoff time.Duration     // default 500ms
 	Format       string            // "native" (default) | "debezium"
+	Resolved     time.Duration     // resolved requests at most this often; 0: none
+	Transactions bool              // transaction metadata: BEGIN/END elements, each event's transaction block
 	Ranges       map[string]hcl.Range
 }
 
 // FileSink writes JSON Lines.
 type FileSink struct {
-	Path   string // "-" is stdout
-	Format string // "native" (default) | "debezium"
-	Ranges map[string]hcl.Range
+	Path         string        // "-" is stdout
+	Format       string        // "native" (default) | "debezium"
+	Resolved     time.Duration // resolved lines at most this often; 0: none
+	Transactions bool          // transaction metadata: BEGIN/END lines, each event's transaction block
+	Ranges       map[string]hcl.Range
 }
 
 // Test is a `test "DESCRIPTION"` block.

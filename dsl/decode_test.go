@@ -82,14 +82,18 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	}
 	ks.Ranges, ks.SASL.Ranges, ks.Outbox = nil, nil, nil
 	eq(t, "kafka sink", ks, &KafkaSink{Brokers: []string{"127.0.0.1:9092"}, Topic: "cdc.{table}", Format: "native", Schemas: true, Key: []string{"id"},
-		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, ProducerLinger: 50 * time.Millisecond, BatchBytes: 2097152, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"}})
+		Tombstones: true, ExactlyOnce: true, Partitions: 6, ReplicationFactor: 3, ProducerLinger: 50 * time.Millisecond, BatchBytes: 2097152, SASL: &KafkaSASL{Mechanism: "scram-sha-512", Username: "sluice", Password: "pw"},
+		TransactionsTopic: "every-attribute.transaction"})
+	tl := sinks["txlog"].Kafka
+	eq(t, "kafka sink resolved and transactions", []any{tl.Resolved, tl.Transactions, tl.TransactionsTopic}, []any{10 * time.Second, true, "cdc.transactions"})
 	wh := sinks["hook"].Webhook
 	wh.Ranges = nil
 	eq(t, "webhook sink", wh, &WebhookSink{URL: "https://hooks.example.com/users", Secret: "whsec", Headers: map[string]Secret{"Authorization": "Bearer tok", "X-Team": "data"},
-		Batch: 25, MaxBytes: 65536, Timeout: 90 * time.Second, RetryMax: 3, RetryBackoff: 250 * time.Millisecond, Format: "debezium"})
+		Batch: 25, MaxBytes: 65536, Timeout: 90 * time.Second, RetryMax: 3, RetryBackoff: 250 * time.Millisecond, Format: "debezium",
+		Resolved: 30 * time.Second, Transactions: true})
 	fs := sinks["audit"].File
 	fs.Ranges = nil
-	eq(t, "file sink", fs, &FileSink{Path: "audit.jsonl", Format: "debezium"})
+	eq(t, "file sink", fs, &FileSink{Path: "audit.jsonl", Format: "debezium", Resolved: time.Minute, Transactions: true})
 
 	tc := cfg.Tests[0]
 	in := tc.Inputs[0].Event
@@ -221,11 +225,12 @@ sink "file" "f" {
 	m := cfg.Sinks[0].MySQL
 	eq(t, "table sink defaults", []any{m.Mode, m.Delete, m.BatchSize, m.SchemaChanges, m.AutoCreate, m.Table, m.Key}, []any{"upsert", "hard", 1000, "add_columns", false, "", []string(nil)})
 	k := cfg.Sinks[1].Kafka
-	eq(t, "kafka sink defaults", []any{k.Topic, k.Format, k.Partitions, k.ReplicationFactor, k.Tombstones, k.ExactlyOnce, k.Schemas},
-		[]any{"Users To-MySQL.{schema}.{table}", "debezium", 1, 1, false, false, false})
+	eq(t, "kafka sink defaults", []any{k.Topic, k.Format, k.Partitions, k.ReplicationFactor, k.Tombstones, k.ExactlyOnce, k.Schemas, k.Resolved, k.Transactions, k.TransactionsTopic},
+		[]any{"Users To-MySQL.{schema}.{table}", "debezium", 1, 1, false, false, false, time.Duration(0), false, "Users To-MySQL.transaction"})
 	w := cfg.Sinks[2].Webhook
-	eq(t, "webhook defaults", []any{w.Batch, w.Timeout, w.RetryMax, w.RetryBackoff, w.Format}, []any{100, 5 * time.Second, 8, 500 * time.Millisecond, "native"})
-	eq(t, "file sink format", cfg.Sinks[3].File.Format, "native")
+	eq(t, "webhook defaults", []any{w.Batch, w.Timeout, w.RetryMax, w.RetryBackoff, w.Format, w.Resolved, w.Transactions}, []any{100, 5 * time.Second, 8, 500 * time.Millisecond, "native", time.Duration(0), false})
+	f := cfg.Sinks[3].File
+	eq(t, "file sink defaults", []any{f.Format, f.Resolved, f.Transactions}, []any{"native", time.Duration(0), false})
 }
 
 // TestSpecFieldsExist checks that every attribute decodes into a field of

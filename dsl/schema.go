@@ -247,6 +247,16 @@ func fromAttr(what string) attrSpec {
 		Doc: "What this " + what + " reads: `source.NAME`, `transform.NAME`, or a list of them to merge several inputs."}
 }
 
+// resolvedAttr and transactionsAttr are the Kafka, webhook and file
+// sinks' messages that tell consumers when they have everything
+// (docs/resolved.md).
+var (
+	resolvedAttr = attrSpec{Name: "resolved", Type: tDuration, Field: "Resolved", DefaultDoc: "off",
+		Doc: "Emit a resolved message at most this often: a timestamp T such that every change committed at or before T (`tx.commit_time`, Debezium's `source.ts_ms`) has been written before it. T follows the source server's clock, through its heartbeats also while the tables are idle, and never goes backwards."}
+	transactionsAttr = attrSpec{Name: "transactions", Type: tBool, Field: "Transactions", Default: false,
+		Doc: "Transaction metadata, as Debezium's provide.transaction.metadata: a BEGIN and an END (with the transaction's event count in total and per table) around each source transaction's events, and a `transaction` block (id, total_order, data_collection_order) in each event."}
+)
+
 // lingerAttr is every sink's flush interval.
 var lingerAttr = attrSpec{Name: "linger", Type: tDuration, Field: "Linger", DefaultDoc: `"20ms"`,
 	Doc: "The least time between two commits of the sink (a target transaction, a Kafka transaction, a webhook request, a file sync): a longer one gathers more events into each, fewer and bigger, and delays them at most this much. A sink that holds events commits them within this or 200ms, whichever is longer, at the next transaction boundary."}
@@ -472,6 +482,10 @@ var sinkSpecs = []*blockSpec{
 				Doc: "The largest batch of records the producer sends to one partition in one request (the brokers' message.max.bytes must allow it)."},
 			{Name: "replication_factor", Type: tInt, Field: "ReplicationFactor", Default: int64(1), Min: 1,
 				Doc: "The replication factor of topics the sink creates."},
+			withDoc(resolvedAttr, " Resolved messages go to every partition of every topic the sink writes, so a consumer of any one partition sees them; with `exactly_once` in the Kafka transaction that commits what they cover."),
+			withDoc(transactionsAttr, " BEGIN and END go to `transactions_topic`, keyed by the transaction id. Not with an `outbox` block."),
+			{Name: "transactions_topic", Type: tString, Field: "TransactionsTopic", DefaultDoc: `"<pipeline>.transaction"`,
+				Doc: "With `transactions`, the topic of the BEGIN and END events (Debezium's `<topic.prefix>.transaction`)."},
 		},
 	},
 	{
@@ -496,6 +510,8 @@ var sinkSpecs = []*blockSpec{
 				Doc: "`max` attempts after the first failure, the first waiting `backoff` and each next one twice as long."},
 			{Name: "format", Type: tString, Field: "Format", Default: "native", Enum: formatValues,
 				Doc: "The encoding of each event: sluice's `native` JSON or a `debezium` envelope."},
+			withDoc(resolvedAttr, " Each is a request of its own whose body is the resolved object (not an array), signed and retried like the others."),
+			withDoc(transactionsAttr, " BEGIN and END are elements of the batches' arrays, in order with the events."),
 		},
 	},
 	{
@@ -508,8 +524,17 @@ var sinkSpecs = []*blockSpec{
 				Doc: `The file to append to, relative to the working directory; "-" is standard output.`},
 			{Name: "format", Type: tString, Field: "Format", Default: "native", Enum: formatValues,
 				Doc: "The encoding of each line: sluice's `native` JSON or a `debezium` envelope."},
+			withDoc(resolvedAttr, " Each is a line of its own, synced with the lines it covers."),
+			withDoc(transactionsAttr, " BEGIN and END are lines of their own, in order with the events."),
 		},
 	},
+}
+
+// withDoc returns a resolved or transactions attribute with what it
+// means for one sink after its documentation.
+func withDoc(a attrSpec, more string) attrSpec {
+	a.Doc += more + " See docs/resolved.md."
+	return a
 }
 
 // eventAttrs are the attributes of test input and expect blocks.

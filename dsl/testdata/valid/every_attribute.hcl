@@ -125,24 +125,37 @@ sink "kafka" "out" {
   }
 }
 
+sink "kafka" "txlog" {
+  from               = source.pg
+  linger             = "1s"
+  brokers            = [var.brokers]
+  resolved           = "10s"
+  transactions       = true
+  transactions_topic = "cdc.transactions"
+}
+
 sink "webhook" "hook" {
-  from      = transform.clean
-  linger    = "1s"
-  url       = "https://hooks.example.com/users"
-  secret    = env("WEBHOOK_SECRET")
-  headers   = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
-  batch     = 25
-  max_bytes = 65536
-  timeout   = "1m30s"
-  retry     = { max = 3, backoff = "250ms" }
-  format    = "debezium"
+  from         = transform.clean
+  linger       = "1s"
+  url          = "https://hooks.example.com/users"
+  secret       = env("WEBHOOK_SECRET")
+  headers      = { Authorization = "Bearer ${env("CRM_TOKEN")}", "X-Team" = "data" }
+  batch        = 25
+  max_bytes    = 65536
+  timeout      = "1m30s"
+  retry        = { max = 3, backoff = "250ms" }
+  format       = "debezium"
+  resolved     = "30s"
+  transactions = true
 }
 
 sink "file" "audit" {
-  from   = transform.clean
-  linger = "1s"
-  path   = "audit.jsonl"
-  format = "debezium"
+  from         = transform.clean
+  linger       = "1s"
+  path         = "audit.jsonl"
+  format       = "debezium"
+  resolved     = "1m"
+  transactions = true
 }
 
 test "every test attribute" {
