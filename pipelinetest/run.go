@@ -3,34 +3,13 @@ package pipelinetest
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 )
-
-// Result is the outcome of one test block.
-type Result struct {
-	Name string
-	// Pos is where the test block is written, "FILE:LINE".
-	Pos    string
-	Passed bool
-	// Failure says why the test failed, one problem per paragraph, each
-	// pointing at the expectation's FILE:LINE and showing expected against
-	// actual; empty when the test passed.
-	Failure string
-}
-
-// String is "PASS NAME" or "FAIL NAME (FILE:LINE)" followed by the
-// failure, indented.
-func (r Result) String() string {
-	if r.Passed {
-		return "PASS " + r.Name
-	}
-	return "FAIL " + r.Name + " (" + r.Pos + ")\n" + indent(r.Failure, "    ")
-}
 
 // Run runs every test block of cfg in memory: for each test it compiles
 // the pipeline's transforms with reg (sources and sinks are never
@@ -88,24 +67,10 @@ func Hermetic(cfg *dsl.Config) *dsl.Config {
 	return &c
 }
 
-// Count returns how many results passed and failed.
-func Count(results []Result) (passed, failed int) {
-	for _, r := range results {
-		if r.Passed {
-			passed++
-		} else {
-			failed++
-		}
-	}
-	return passed, failed
-}
-
 func runTest(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) Result {
-	res := Result{Name: t.Name, Pos: lineOf(t.DeclRange.Filename, t.DeclRange.Start.Line)}
-	problems := check(cfg, reg, t)
-	res.Passed = len(problems) == 0
-	res.Failure = strings.Join(problems, "\n")
-	return res
+	start := time.Now()
+	problems, views := check(cfg, reg, t)
+	return NewResult(t, Outcome{Runner: Memory, Passed: len(problems) == 0, Failure: strings.Join(problems, "\n"), Views: views, Elapsed: time.Since(start)})
 }
 
 // delivery is one event a sink received and the input it came from.
@@ -132,23 +97,24 @@ func (tr *trace) events(sink string) []change.Event {
 	return out
 }
 
-// check runs one test and returns its problems.
-func check(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) []string {
+// check runs one test in memory and returns its problems and what it
+// found for each expectation.
+func check(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) ([]string, []View) {
 	g, err := engine.Compile(cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
-		return []string{"the pipeline does not build: " + err.Error()}
+		return []string{"the pipeline does not build: " + err.Error()}, nil
 	}
 	tr := &trace{received: map[string][]delivery{}}
 	var problems []string
 	next := map[string]uint64{} // per source, the last position used
 	for i, in := range t.Inputs {
-		where := fmt.Sprintf("input %d (%s)", i+1, lineOf(in.DeclRange.Filename, in.DeclRange.Start.Line))
-		src, err := sourceFor(cfg, &in.Event)
+		where := InputLabel(i, &in)
+		src, err := SourceFor(cfg, &in.Event)
 		if err != nil {
-			return append(problems, where+": "+err.Error())
+			return append(problems, where+": "+err.Error()), nil
 		}
 		next[src.Name]++
-		e := inputEvent(cfg, g, src, &in.Event, next[src.Name])
+		e := InputEvent(cfg, g, src, &in.Event, next[src.Name])
 		tr.inputs, tr.sources = append(tr.inputs, e), append(tr.sources, src)
 		perSink, failed := g.Route(src.Name, []change.Event{e})
 		for _, f := range failed {
@@ -162,17 +128,23 @@ func check(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) []string {
 			}
 		}
 	}
-	problems = append(problems, checkExpects(cfg, t, tr)...)
-	for _, et := range t.ExpectTables {
-		problems = append(problems, checkTable(cfg, et, tr)...)
-	}
-	return problems
+	found, views := Judge(cfg, t, Observation{
+		Received: func(sink string) []change.Event { return tr.events(sink) },
+		Table:    func(et dsl.TestExpectTable) (TableView, error) { return modelTable(cfg, et, tr) },
+	})
+	return append(problems, found...), views
 }
 
-// sourceFor picks the source an input arrives from: the first postgres
+// InputLabel names input i (0-based) of a test in problems: "input N
+// (FILE:LINE)".
+func InputLabel(i int, in *dsl.TestInput) string {
+	return fmt.Sprintf("input %d (%s)", i+1, lineOf(in.DeclRange.Filename, in.DeclRange.Start.Line))
+}
+
+// SourceFor picks the source an input arrives from: the first postgres
 // source that publishes its table, else the first source that names no
 // tables (kafka, file).
-func sourceFor(cfg *dsl.Config, e *change.Event) (*dsl.Source, error) {
+func SourceFor(cfg *dsl.Config, e *change.Event) (*dsl.Source, error) {
 	var other *dsl.Source
 	for _, s := range cfg.Sources {
 		if s.Postgres == nil {
@@ -202,9 +174,12 @@ func sourceFor(cfg *dsl.Config, e *change.Event) (*dsl.Source, error) {
 	return nil, fmt.Errorf("no source reads table %s: the sources read %s; add the table to a source's tables or fix the input's label", e.QualifiedTable(), strings.Join(names, "; "))
 }
 
-// inputEvent completes a test input into the event src would deliver at
-// offset n of its stream.
-func inputEvent(cfg *dsl.Config, g *engine.Graph, src *dsl.Source, in *change.Event, n uint64) change.Event {
+// InputEvent completes a test input into the event src would deliver at
+// offset n of its stream (see Run): position, transaction, boundary, the
+// columns src excludes removed, Key and Changed filled in where the input
+// leaves them out. g is the compiled pipeline (for the sinks downstream
+// of src, whose key gives the Key).
+func InputEvent(cfg *dsl.Config, g *engine.Graph, src *dsl.Source, in *change.Event, n uint64) change.Event {
 	e := *in
 	e.Position = change.Position{Source: src.Name, Offset: n}
 	e.Tx = change.Tx{ID: n}
@@ -305,123 +280,16 @@ func changed(e *change.Event) []string {
 	return nil
 }
 
-// checkExpects compares what each sink received with the test's expect
-// blocks, and applies the nothing-reaches rule to the sinks it names in
-// none (see Run).
-func checkExpects(cfg *dsl.Config, t *dsl.Test, tr *trace) []string {
-	var problems []string
-	bySink := map[string][]dsl.TestExpect{}
-	var order []string
-	for _, x := range t.Expects {
-		if _, seen := bySink[x.Sink]; !seen {
-			order = append(order, x.Sink)
-		}
-		bySink[x.Sink] = append(bySink[x.Sink], x)
-	}
-	for _, sink := range order {
-		if findSink(cfg, sink) == nil {
-			problems = append(problems, fmt.Sprintf("expect %q (%s): the pipeline has no sink %q", "sink."+sink, lineOf(bySink[sink][0].DeclRange.Filename, bySink[sink][0].DeclRange.Start.Line), sink))
-			continue
-		}
-		problems = append(problems, compareEvents(sink, bySink[sink], tr.events(sink))...)
-	}
-	if len(t.Expects) == 0 && len(t.ExpectTables) > 0 {
-		return problems
-	}
-	for _, s := range cfg.Sinks {
-		_, expected := bySink[s.Name]
-		if expected || slices.ContainsFunc(t.ExpectTables, func(et dsl.TestExpectTable) bool { return et.Sink == s.Name }) {
-			continue
-		}
-		if got := tr.events(s.Name); len(got) > 0 {
-			p := fmt.Sprintf("sink.%s: the test has no expect for it, so nothing may reach it, but %d event(s) did:", s.Name, len(got))
-			for i := range got {
-				p += "\n  " + describe(&got[i])
-			}
-			problems = append(problems, p)
-		}
-	}
-	return problems
-}
-
-// compareEvents compares one sink's expects with what it received, in
-// order.
-func compareEvents(sink string, want []dsl.TestExpect, got []change.Event) []string {
-	var problems []string
-	for i := 0; i < max(len(want), len(got)); i++ {
-		switch {
-		case i >= len(got):
-			problems = append(problems, fmt.Sprintf("expect %q (%s): event %d never reached the sink (it received %d); wanted:\n  %s",
-				"sink."+sink, lineOf(want[i].DeclRange.Filename, want[i].DeclRange.Start.Line), i+1, len(got), describe(&want[i].Event)))
-		case i >= len(want):
-			problems = append(problems, fmt.Sprintf("sink.%s: unexpected event %d (the test expects %d):\n  %s", sink, i+1, len(want), describe(&got[i])))
-		default:
-			if diff := diffEvent(&want[i].Event, &got[i]); len(diff) > 0 {
-				problems = append(problems, fmt.Sprintf("expect %q (%s): event %d differs:\n  %s\n  want: %s\n  got:  %s",
-					"sink."+sink, lineOf(want[i].DeclRange.Filename, want[i].DeclRange.Start.Line), i+1, strings.Join(diff, "\n  "), describe(&want[i].Event), describe(&got[i])))
-			}
-		}
-	}
-	return problems
-}
-
-// diffEvent compares an event with an expectation: op always; before,
-// after and key when the expectation gives them.
-func diffEvent(want, got *change.Event) []string {
-	var lines []string
-	if want.Op != 0 && want.Op != got.Op {
-		lines = append(lines, "op: want "+want.Op.String()+", got "+got.Op.String())
-	}
-	for _, part := range []struct {
-		name      string
-		want, got change.Row
-	}{{"before", want.Before, got.Before}, {"after", want.After, got.After}, {"key", want.Key, got.Key}} {
-		switch {
-		case part.want == nil:
-		case part.got == nil:
-			lines = append(lines, part.name+": want "+Format(part.want)+", got none")
-		default:
-			lines = append(lines, diffRow(part.name+".", part.want, part.got, false)...)
-		}
-	}
-	return lines
-}
-
-// describe is a one-line view of an event: op, table and the parts it has.
-func describe(e *change.Event) string {
-	s := "any op" // an expect may leave op out
-	if e.Op != 0 {
-		s = e.Op.String()
-	}
-	if t := e.QualifiedTable(); t != "" {
-		s += " " + t
-	}
-	if e.Key != nil {
-		s += " key = " + Format(e.Key)
-	}
-	if e.Before != nil {
-		s += " before = " + Format(e.Before)
-	}
-	if e.After != nil {
-		s += " after = " + Format(e.After)
-	}
-	return s
-}
-
-// checkTable models the target tables of one sink from what it received
-// and compares the one the expect_table names with the expected rows.
+// modelTable models the target tables of one sink from what it received
+// and returns the one the expect_table names.
 //
 // A sink that writes back into a table its own source reads (a postgres
 // sink with the source's dsn, writing the input's table, as in an
 // expand/backfill migration) starts from that table's rows: each input is
 // first applied to the model as the source database applied it, then
 // what the sink received for it.
-func checkTable(cfg *dsl.Config, et dsl.TestExpectTable, tr *trace) []string {
-	where := fmt.Sprintf("expect_table %q (%s)", "sink."+et.Sink, lineOf(et.DeclRange.Filename, et.DeclRange.Start.Line))
+func modelTable(cfg *dsl.Config, et dsl.TestExpectTable, tr *trace) (TableView, error) {
 	s := findSink(cfg, et.Sink)
-	if s == nil {
-		return []string{fmt.Sprintf("%s: the pipeline has no sink %q", where, et.Sink)}
-	}
 	ts := tableSink(s)
 	tables := map[string]*Table{}
 	var names []string
@@ -442,12 +310,12 @@ func checkTable(cfg *dsl.Config, et dsl.TestExpectTable, tr *trace) []string {
 	for i := range tr.inputs {
 		if in := &tr.inputs[i]; writesBack(s, tr.sources[i], in) {
 			if err := table(in).ApplySource(in); err != nil {
-				return []string{where + ": " + err.Error()}
+				return TableView{}, err
 			}
 		}
 		for ; len(got) > 0 && got[0].input == i; got = got[1:] {
 			if err := table(&got[0].event).Apply(&got[0].event); err != nil {
-				return []string{where + ": " + err.Error()}
+				return TableView{}, err
 			}
 		}
 	}
@@ -463,19 +331,9 @@ func checkTable(cfg *dsl.Config, et dsl.TestExpectTable, tr *trace) []string {
 	case len(names) == 1:
 		t = tables[names[0]]
 	default:
-		return []string{fmt.Sprintf("%s: the sink wrote tables %s: say which one with table = \"...\"", where, strings.Join(names, ", "))}
+		return TableView{}, fmt.Errorf("the sink wrote tables %s: say which one with table = \"...\"", strings.Join(names, ", "))
 	}
-	diff := t.Diff(et.Rows)
-	if len(diff) == 0 {
-		return nil
-	}
-	label := "table"
-	if t.Name != "" {
-		label = "table " + t.Name
-	}
-	p := fmt.Sprintf("%s: %s differs:\n  %s", where, label, strings.Join(diff, "\n  "))
-	p += "\n  want rows: " + formatRows(et.Rows) + "\n  got rows:  " + formatRows(t.Rows())
-	return []string{p}
+	return t.View(), nil
 }
 
 // writesBack reports whether sink s writes into the very table that

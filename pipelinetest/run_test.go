@@ -440,11 +440,11 @@ func TestInputEvent(t *testing.T) {
 	in := change.Event{Op: change.Update, Schema: "public", Table: "users",
 		Before: change.Row{"id": int64(1), "name": "a", "n": int64(1), "password": "x"},
 		After:  change.Row{"id": int64(1), "name": "b", "n": 1.0, "password": "y", "new": nil}}
-	src, err := sourceFor(cfg, &in)
+	src, err := SourceFor(cfg, &in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := inputEvent(cfg, g, src, &in, 3)
+	e := InputEvent(cfg, g, src, &in, 3)
 	want := change.Event{Op: change.Update, Schema: "public", Table: "users",
 		Key:      change.Row{"id": int64(1)},
 		Before:   change.Row{"id": int64(1), "name": "a", "n": int64(1)},

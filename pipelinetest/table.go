@@ -259,12 +259,15 @@ func (t *Table) Rows() []change.Row {
 // when they agree. A column absent from a row counts as null, except
 // that in append mode an expected row may leave out __op, __position and
 // __commit_time (and is then matched to a row by its other columns).
-func (t *Table) Diff(want []change.Row) []string {
-	var optional []string
+func (t *Table) Diff(want []change.Row) []string { return t.View().Diff(want) }
+
+// View returns the table as an expect_table sees it.
+func (t *Table) View() TableView {
+	v := TableView{Name: t.Name, Key: t.Key(), Rows: t.Rows()}
 	if t.mode == "append" {
-		optional = []string{OpColumn, PositionColumn, CommitTimeColumn}
+		v.Optional = []string{OpColumn, PositionColumn, CommitTimeColumn}
 	}
-	return diffRows(t.Key(), optional, want, t.Rows())
+	return v
 }
 
 func diffRows(key, optional []string, want, got []change.Row) []string {
