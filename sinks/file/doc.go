@@ -14,4 +14,16 @@
 // path = "-" writes to standard output, which cannot be truncated: it is
 // at-least-once (events after the last saved checkpoint are printed again
 // after a crash).
+//
+// With transactions = true each source transaction's lines are framed by a
+// BEGIN line and an END line with its counts, and each event line carries
+// its "transaction" block (package txmeta numbers them). With resolved =
+// "10s", at most once per interval a Flush ends the lines it writes with a
+// resolved line ({"resolved": T, ...}): every change committed at or before
+// T is on an earlier line. It is synced with them, so Open's truncation
+// removes it together with them, and the last T is part of the saved
+// bytes, so a restarted sink goes on from it and T never goes backwards in
+// the file. On standard output a kill -9 between printing a resolved line
+// and the state file saving its Flush can print a lower T after the
+// restart (see docs/resolved.md).
 package file

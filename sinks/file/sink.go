@@ -8,11 +8,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
+	"github.com/sluice-cdc/sluice/sinks/txmeta"
 )
 
 // bufferSize is the write buffer; a Flush empties it.
@@ -23,8 +25,13 @@ const bufferSize = 256 << 10
 type Sink struct {
 	name   string
 	path   string
-	format format.Format
+	format format.Meta
 	stdout io.Writer // where path "-" writes; os.Stdout
+	// txs numbers transactions (transactions = true) and resolver emits
+	// resolved lines (resolved = "..."); nil when off.
+	txs      *txmeta.Transactions
+	resolver *txmeta.Resolver
+	now      func() time.Time
 
 	f      *os.File
 	w      *bufio.Writer
@@ -43,7 +50,14 @@ func New(_ engine.Build, s *dsl.Sink) (engine.Sink, error) {
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("sink %q: %w", s.Name, err))
 	}
-	return &Sink{name: s.Name, path: s.File.Path, format: f, stdout: os.Stdout}, nil
+	sk := &Sink{name: s.Name, path: s.File.Path, format: f.(format.Meta), stdout: os.Stdout, now: time.Now}
+	if s.File.Transactions {
+		sk.txs = txmeta.NewTransactions()
+	}
+	if s.File.Resolved > 0 {
+		sk.resolver = txmeta.NewResolver(s.File.Resolved)
+	}
+	return sk, nil
 }
 
 // saved is what Flush returns and Open reads back.
@@ -51,6 +65,9 @@ type saved struct {
 	Version    int               `json:"v"`
 	Checkpoint change.Checkpoint `json:"checkpoint"`
 	Length     int64             `json:"length"`
+	// Resolved is the resolver's state (txmeta.Resolver.State), with
+	// resolved lines on: the last T written, at Length.
+	Resolved json.RawMessage `json:"resolved,omitempty"`
 }
 
 // Open truncates the file to the saved length and returns the saved
@@ -63,6 +80,14 @@ func (s *Sink) Open(_ context.Context, b []byte) (change.Checkpoint, error) {
 		}
 		if sv.Checkpoint == nil {
 			sv.Checkpoint = change.Checkpoint{}
+		}
+	}
+	if s.txs != nil {
+		s.txs.Reset()
+	}
+	if s.resolver != nil {
+		if err := s.resolver.Restore(sv.Resolved); err != nil {
+			return nil, engine.Permanent(fmt.Errorf("sink %q: the state file's record for this sink is damaged (%v); move %s and the state file away to start over", s.name, err, s.path))
 		}
 	}
 	if s.path == "-" {
@@ -95,26 +120,72 @@ func (s *Sink) Open(_ context.Context, b []byte) (change.Checkpoint, error) {
 	return sv.Checkpoint, nil
 }
 
-// Write encodes events into the buffer; marks are skipped.
+// Write encodes events into the buffer; marks are skipped (with
+// transactions, a Mark that ends a transaction writes its END).
 func (s *Sink) Write(_ context.Context, events []change.Event) error {
 	for i := range events {
-		s.line = s.format.Append(s.line[:0], &events[i])
-		if len(s.line) == 0 {
+		e := &events[i]
+		if s.resolver != nil {
+			s.resolver.Note(e)
+		}
+		if s.txs == nil {
+			s.line = s.format.Append(s.line[:0], e)
+			if err := s.writeLine(); err != nil {
+				return err
+			}
 			continue
 		}
-		s.line = append(s.line, '\n')
-		n, err := s.w.Write(s.line)
-		s.length += int64(n)
-		if err != nil {
-			return fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+		step := s.txs.Next(e)
+		for _, t := range []*format.Transaction{step.Prev, step.Begin} {
+			if t != nil {
+				s.line = s.format.AppendTransaction(s.line[:0], t)
+				if err := s.writeLine(); err != nil {
+					return err
+				}
+			}
+		}
+		s.line = s.format.AppendInTx(s.line[:0], e, step.Order)
+		if err := s.writeLine(); err != nil {
+			return err
+		}
+		if step.End != nil {
+			s.line = s.format.AppendTransaction(s.line[:0], step.End)
+			if err := s.writeLine(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// Flush writes the buffer, fsyncs the file and returns the checkpoint and
-// the file's length for the next Open.
+// writeLine writes s.line, when not empty, as a line.
+func (s *Sink) writeLine() error {
+	if len(s.line) == 0 {
+		return nil
+	}
+	s.line = append(s.line, '\n')
+	n, err := s.w.Write(s.line)
+	s.length += int64(n)
+	if err != nil {
+		return fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
+	}
+	return nil
+}
+
+// Flush writes the buffer (and, when one is due, a resolved line after
+// it), fsyncs the file and returns the checkpoint and the file's length
+// for the next Open.
 func (s *Sink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, error) {
+	var res format.Resolved
+	due, now := false, s.now()
+	if s.resolver != nil {
+		if res, due = s.resolver.Due(cp, now); due {
+			s.line = s.format.AppendResolved(s.line[:0], &res)
+			if err := s.writeLine(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := s.w.Flush(); err != nil {
 		return nil, fmt.Errorf("sink %q: %s: %w", s.name, s.path, err)
 	}
@@ -123,7 +194,14 @@ func (s *Sink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, error) {
 			return nil, fmt.Errorf("sink %q: %s: fsync: %w", s.name, s.path, err)
 		}
 	}
-	return json.Marshal(saved{Version: 1, Checkpoint: cp, Length: s.length})
+	sv := saved{Version: 1, Checkpoint: cp, Length: s.length}
+	if s.resolver != nil {
+		if due {
+			s.resolver.Emitted(res, now)
+		}
+		sv.Resolved = s.resolver.State()
+	}
+	return json.Marshal(sv)
 }
 
 // Close closes the file without flushing: what was not flushed is not
