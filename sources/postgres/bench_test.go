@@ -228,7 +228,7 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 			p := d.open(cfg, nil, st)
 			var startLSN string
 			d.conn.QueryRow(context.Background(), "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&startLSN)
-			n, checked := 0, false
+			n, logged, checked := 0, false, false
 			for n < benchRows {
 				ev, err := p.Read(context.Background())
 				if err != nil {
@@ -243,9 +243,12 @@ func BenchmarkSnapshotIncremental(b *testing.B) {
 				if err := p.Ack(context.Background(), change.Checkpoint{last.Stream(): last}); err != nil {
 					b.Fatal(err)
 				}
-				if mode == SnapshotIncremental && !checked && n >= benchRows/2 {
+				if mode == SnapshotIncremental && !logged && n >= benchRows/4 {
+					logged = true
+					d.exec("CHECKPOINT") // logs the running transactions restart_lsn moves by
+				}
+				if mode == SnapshotIncremental && !checked && n >= benchRows*3/4 {
 					checked = true
-					d.exec("CHECKPOINT")
 					time.Sleep(1200 * time.Millisecond) // one standby status update
 					var moved bool
 					d.conn.QueryRow(context.Background(), "SELECT restart_lsn > $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1", slot, startLSN).Scan(&moved)

@@ -213,7 +213,7 @@ func (rs *relState) chunkEvents(ch *chunk, win *window, job ResyncJob) []change.
 		return []change.Event{}
 	}
 	skip := func(key change.Row) bool {
-		if win == nil {
+		if win == nil || len(win.seen) == 0 {
 			return false
 		}
 		_, ok := win.seen[rs.keyString(key)]
