@@ -178,6 +178,74 @@
 // resume by ctid (a row moved by an update after the consistent point
 // may then arrive twice).
 //
+// # Incremental snapshots
+//
+// `sluice snapshot`, `sluice verify --repair` and snapshot =
+// "incremental" copy tables while the stream goes on, by the watermark
+// algorithm of Netflix's DBLog (as Debezium's incremental snapshots do):
+// no long transaction, WAL released as the copy goes, streamed changes
+// reaching the sinks during it. A request (engine.Resyncer, filed as a
+// request file beside the state file) becomes one job per table (per key
+// range for verify --repair), kept in the state (ResyncState, key
+// "resync") before Resync returns; a chunk worker copies the jobs one
+// after the other, each in chunks of at most 8192 rows (or 8 MB) in
+// primary-key order (tables without a primary key are refused: a chunk
+// is a key range):
+//
+//  1. It writes a low watermark (a transactional logical decoding message
+//     of prefix "sluice_resync" naming the slot, the job and a nonce) and
+//     waits until the stream has decoded it: every earlier high watermark
+//     is then decoded too, so the job's progress (After, the last key
+//     copied) is final.
+//  2. It reads the next chunk, keys after After, in a REPEATABLE READ
+//     transaction whose first statement notes pg_current_snapshot().
+//  3. It hands the rows to the decoder and writes the high watermark,
+//     which carries the chunk's range (Lo, Hi) and number.
+//
+// Between the two watermarks the decoder notes the keys of the table
+// that streamed changes touch (old and new key of a key change; a
+// TRUNCATE drops the whole chunk). At the high watermark it emits the
+// chunk's rows but those keys, as Snapshot events at the high
+// watermark's place in the stream (Offset its commit LSN, Index 0, 1, 2…,
+// none a Boundary, then the transaction's Mark): a dropped key's chunk
+// row is older than the change the stream carries, and every kept row is
+// the table's state at that point of the stream. So no streamed change is
+// overwritten by an older copy, and the rows are positions of the stream
+// like any change: each sink's checkpoint stays exact, a sink commits a
+// chunk whole or not at all, and an append-mode sink receives each row
+// of a request once. Rows of a request for one sink (--sink) carry
+// Event.Sink, which the engine routes to that sink only. Keys of
+// Absent (verify --repair's rows only the target has) that the table
+// lacks when the chunk is read become Delete events the same way.
+//
+// PostgreSQL makes a transaction visible after it writes its commit
+// record, so in a narrow window a transaction can commit before the low
+// watermark yet be invisible to the read: its change would be in neither
+// the chunk nor the window. The decoder remembers the last 256
+// transactions it decoded; when one of those that precede the low
+// watermark was in progress for the read (pg_current_snapshot's list),
+// the chunk is read again. A chunk read with columns the stream's
+// relation lacks (an ALTER TABLE whose Relation message has not come) is
+// described from the catalog as a new relation version; when the
+// stream's relation changed inside the window, the chunk is read again.
+//
+// Progress moves when the decoder handles a job's next high watermark,
+// and is saved there. After a kill -9 the stream replays from the
+// slowest sink's position: a high watermark met again, whose rows this
+// process does not hold, has its range read again (as the table is now:
+// newer than the watermark, and the replayed stream brings every later
+// change on top, so each row ends in its latest state), and sinks that
+// committed it skip it by position. The worker resumes with the chunk
+// after the last high watermark decoded. A predicate PostgreSQL refuses
+// or a table dropped stops that job with its error (status shows it);
+// anything else is retried.
+//
+// snapshot = "incremental" creates the slot without an exported
+// snapshot and queues a job per table ("initial"); tables added to
+// `tables` later get one at the next start, as for "initial", but those
+// a schema pattern already captured (see late). After a lost slot with
+// on_slot_lost = "resnapshot", Open queues every table again.
+//
 // # Streaming
 //
 // Begin/Commit give every event Tx{ID, CommitTime}; Relation messages are
