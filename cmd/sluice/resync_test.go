@@ -164,24 +164,7 @@ func TestSnapshotCommandRecopiesWhileWritingAndKilled(t *testing.T) {
 	})
 	close(stop)
 	writes.Wait()
-	final := "SELECT id, name, n FROM items ORDER BY id"
-	want := renderedRows(t, pg, final)
-	deadline := time.Now().Add(90 * time.Second)
-	var got []string
-	for time.Now().Before(deadline) {
-		if got = tryRenderedRows(my, final); strings.Join(got, "\n") == strings.Join(want, "\n") {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		first := 0
-		for first < min(len(got), len(want)) && got[first] == want[first] {
-			first++
-		}
-		t.Fatalf("the target differs from the source: %d rows, want %d; first difference at row %d: %q, want %q", len(got), len(want), first,
-			got[min(first, max(len(got)-1, 0))], want[min(first, len(want)-1)])
-	}
+	waitTargetEqual(t, pg, my, "SELECT id, name, n FROM items ORDER BY id", run)
 	run.stop(t)
 
 	// The log: every streamed change once, every position once, and the
@@ -257,4 +240,131 @@ func scalarSQL(t *testing.T, db *sql.DB, query string) string {
 		return err.Error()
 	}
 	return v
+}
+
+// TestIncrementalInitialCopyKilled: snapshot = "incremental" copies the
+// table while a writer changes it and sluice is killed -9 twice during
+// the copy; the target ends equal to the source, and the append sink
+// holds every streamed change once.
+func TestIncrementalInitialCopyKilled(t *testing.T) {
+	const n = 100_000
+	cl := startCluster(t)
+	srv := startMariaDB(t)
+	src, target := cl.CreateDB(t), srv.CreateDB(t)
+	mustExecPG(t, src, fmt.Sprintf(`CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
+		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, %d) g; ANALYZE items`, n))
+	dir := t.TempDir()
+	file := resyncPipeline(t, dir, src, target, "incremental")
+	run := startRun(t, file)
+	// The writer starts once the slot exists: what commits before it is
+	// in the copy, not in the stream.
+	waitLong(t, file, "the copy's start", func(st observe.Status) bool { return resyncJob(st, "initial") != nil })
+	stop := make(chan struct{})
+	var changes atomic.Int64
+	writes := churn(t, src, n, stop, &changes)
+	for kill, at := range []float64{20, 55} {
+		waitLong(t, file, fmt.Sprintf("%.0f%% of the copy", at), func(st observe.Status) bool {
+			j := resyncJob(st, "initial")
+			return j != nil && j.Percent != nil && *j.Percent >= at
+		})
+		run.cmd.Process.Kill()
+		<-run.done
+		t.Logf("kill %d at %.0f%% of the copy, %d changes so far", kill+1, at, changes.Load())
+		run = startRun(t, file)
+	}
+	waitLong(t, file, "the copy's end", func(st observe.Status) bool {
+		j := resyncJob(st, "initial")
+		return j != nil && j.Done
+	})
+	close(stop)
+	writes.Wait()
+	waitTargetEqual(t, openSQL(t, "pgx", src), openSQL(t, "mysql", target), "SELECT id, name, n FROM items ORDER BY id", run)
+	run.stop(t)
+	streamed, copied := readLog(t, filepath.Join(dir, "log.jsonl"))
+	if int64(streamed) != changes.Load() {
+		t.Errorf("the append sink holds %d streamed changes, the writer made %d", streamed, changes.Load())
+	}
+	if copied < n-n/10 || copied > n+n/10 {
+		t.Errorf("the append sink holds %d snapshot rows, want about %d", copied, n)
+	}
+}
+
+// TestSnapshotRequestWhileStoppedWithWhereForOneSink: a request filed
+// while the pipeline is stopped runs at its next start; --where copies
+// only the rows it selects, and --sink only into that sink.
+func TestSnapshotRequestWhileStoppedWithWhereForOneSink(t *testing.T) {
+	cl := startCluster(t)
+	srv := startMariaDB(t)
+	src, target := cl.CreateDB(t), srv.CreateDB(t)
+	mustExecPG(t, src, `CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
+		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 5000) g`)
+	dir := t.TempDir()
+	file := resyncPipeline(t, dir, src, target, "initial")
+	my := openSQL(t, "mysql", target)
+	run := startRun(t, file)
+	for deadline := time.Now().Add(time.Minute); scalarSQL(t, my, "SELECT count(*) FROM items") != "5000"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the initial copy did not reach the target\n%s", run.out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	run.stop(t)
+	if _, err := my.Exec("DELETE FROM items WHERE id <= 1000"); err != nil {
+		t.Fatal(err)
+	}
+	logged := lineCount(filepath.Join(dir, "log.jsonl"))
+
+	code, out, errOut := runCLI(t, "snapshot", file, "--table", "public.items", "--where", "id <= 500", "--sink", "db")
+	if code != 0 || !strings.Contains(out, "not running") {
+		t.Fatalf("sluice snapshot: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "snapshot", file, "--table", "public.items", "--where", "nope > 1"); code == 0 || !strings.Contains(errOut, "nope") {
+		t.Errorf("a predicate naming an unknown column was accepted (exit %d): %s", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "snapshot", file, "--table", "public.items", "--sink", "missing"); code == 0 || !strings.Contains(errOut, `sink "missing"`) {
+		t.Errorf("an unknown sink was accepted (exit %d): %s", code, errOut)
+	}
+	run = startRun(t, file)
+	waitLong(t, file, "the copy's end", func(st observe.Status) bool {
+		j := resyncJob(st, "snapshot-")
+		return j != nil && j.Done
+	})
+	for deadline := time.Now().Add(time.Minute); scalarSQL(t, my, "SELECT count(*) FROM items") != "4500"; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the target holds %s rows, want 4500 (ids 1..500 copied again, 501..1000 not)\n%s", scalarSQL(t, my, "SELECT count(*) FROM items"), run.out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := scalarSQL(t, my, "SELECT concat(min(id), '-', max(id)) FROM items WHERE id <= 1000"); got != "1-500" {
+		t.Errorf("the copied ids are %s, want 1-500", got)
+	}
+	code, out, _ = runCLI(t, "status", file)
+	if code != 0 || !strings.Contains(out, "incremental snapshots of source app") || !strings.Contains(out, "public.items: done, 500 rows") || !strings.Contains(out, "for sink db") {
+		t.Errorf("status does not show the copy (exit %d):\n%s", code, out)
+	}
+	run.stop(t)
+	if got := lineCount(filepath.Join(dir, "log.jsonl")); got != logged {
+		t.Errorf("the file sink received %d lines of a copy for sink db", got-logged)
+	}
+}
+
+// waitTargetEqual waits until the target renders the query's rows as the
+// source does, and fails naming the first row that differs.
+func waitTargetEqual(t *testing.T, source, target *sql.DB, query string, run *sluiceProc) {
+	t.Helper()
+	want := renderedRows(t, source, query)
+	deadline := time.Now().Add(90 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		if got = tryRenderedRows(target, query); strings.Join(got, "\n") == strings.Join(want, "\n") {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	first := 0
+	for first < min(len(got), len(want)) && got[first] == want[first] {
+		first++
+	}
+	t.Fatalf("the target differs from the source: %d rows, want %d; first difference at row %d: %q, want %q\n%s", len(got), len(want), first,
+		got[min(first, max(len(got)-1, 0))], want[min(first, len(want)-1)], run.out)
 }
