@@ -16,6 +16,20 @@
 // and gives back the checkpoint as bytes for the engine's state file;
 // Open reads them back.
 //
+// With transactions = true, each source transaction's events are framed
+// by a BEGIN and an END element (with its counts) in the batches' arrays,
+// and each event carries its "transaction" block (package txmeta numbers
+// them); a batch may end inside a transaction. With resolved = "10s", at
+// most once per interval a Flush, once every written event is delivered,
+// POSTs a resolved request whose body is the resolved object ({"resolved":
+// T, ...}, not an array): every change committed at or before T was in an
+// earlier request that was answered 2xx. It is signed and retried like a
+// batch (Idempotency-Key: ResolvedKey). Its T is in the bytes Flush
+// returns, so a restarted sink goes on from it; but the engine saves those
+// bytes after Flush returns, so a kill -9 in between can make the next T
+// after the restart lower than one the receiver already has (see
+// docs/resolved.md: keep the highest).
+//
 // A Sink is used from one goroutine, as engine.Sink requires. It holds at
 // most one batch of events in memory.
 package webhook

@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
+	"github.com/sluice-cdc/sluice/sinks/txmeta"
 )
 
 // Header names the sink sets on every request.
@@ -55,12 +57,17 @@ type Sink struct {
 	timeout      time.Duration
 	retries      int
 	backoff      time.Duration
-	format       format.Format
+	format       format.Meta
 	client       *http.Client
 	log          *slog.Logger
+	// txs numbers transactions (transactions = true) and resolver sends
+	// resolved requests (resolved = "..."); nil when off.
+	txs      *txmeta.Transactions
+	resolver *txmeta.Resolver
+	now      func() time.Time
 
-	pending []change.Event // written, not yet delivered; at most batch
-	body    []byte         // reused request body buffer
+	pending []item // written, not yet delivered; at most batch
+	body    []byte // reused request body buffer
 	opened  bool
 
 	// sleep waits between attempts; tests replace it to record waits.
@@ -68,6 +75,15 @@ type Sink struct {
 }
 
 var _ engine.Sink = (*Sink)(nil)
+
+// item is one element of a request's array: an event (with its place in
+// its source transaction, with transactions on) or, when meta is set, a
+// transaction's BEGIN or END.
+type item struct {
+	ev    change.Event
+	order *format.TxOrder
+	meta  *format.Transaction
+}
 
 // New builds the sink of a `sink "webhook"` block. It checks the URL and
 // format; it does not contact the receiver.
@@ -109,9 +125,16 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		timeout:  orDefault(c.Timeout, 5*time.Second),
 		retries:  max(c.RetryMax, 0),
 		backoff:  orDefault(c.RetryBackoff, 500*time.Millisecond),
-		format:   f,
+		format:   f.(format.Meta),
 		log:      logger.With("sink", s.Name),
 		sleep:    sleepCtx,
+		now:      time.Now,
+	}
+	if c.Transactions {
+		sk.txs = txmeta.NewTransactions()
+	}
+	if c.Resolved > 0 {
+		sk.resolver = txmeta.NewResolver(c.Resolved)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
@@ -121,22 +144,50 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	return sk, nil
 }
 
-// Open decodes the checkpoint from the bytes the last Flush returned (nil
-// on the first run: nothing delivered yet).
-func (s *Sink) Open(_ context.Context, saved []byte) (change.Checkpoint, error) {
+// saved is what Flush returns with resolved on (without it, the bare
+// checkpoint): the checkpoint and the resolver's state, so that a
+// restarted sink goes on from the last T it sent.
+type saved struct {
+	Version    int               `json:"v"`
+	Checkpoint change.Checkpoint `json:"checkpoint"`
+	Resolved   json.RawMessage   `json:"resolved,omitempty"`
+}
+
+// Open decodes the checkpoint (and the resolver's state) from the bytes
+// the last Flush returned (nil on the first run: nothing delivered yet).
+func (s *Sink) Open(_ context.Context, b []byte) (change.Checkpoint, error) {
 	s.opened = true
 	s.pending = s.pending[:0]
-	if saved == nil {
-		return change.Checkpoint{}, nil
+	if s.txs != nil {
+		s.txs.Reset()
 	}
-	var cp change.Checkpoint
-	if err := cp.UnmarshalJSON(saved); err != nil {
+	sv := saved{Checkpoint: change.Checkpoint{}}
+	var err error
+	switch t := bytes.TrimSpace(b); {
+	case len(t) == 0:
+	case t[0] == '{': // with resolved
+		if err = json.Unmarshal(t, &sv); err == nil && sv.Version != 2 {
+			err = fmt.Errorf("version %d, want 2", sv.Version)
+		}
+	default: // the bare checkpoint
+		err = sv.Checkpoint.UnmarshalJSON(t)
+	}
+	if err == nil && s.resolver != nil {
+		err = s.resolver.Restore(sv.Resolved)
+	}
+	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: the saved checkpoint in the state file is corrupt (%v): remove the sink's entry from the state file to deliver from the beginning", s.label, err))
 	}
-	return cp, nil
+	if sv.Checkpoint == nil {
+		sv.Checkpoint = change.Checkpoint{}
+	}
+	return sv.Checkpoint, nil
 }
 
 // Write queues events and POSTs every full batch. Marks are not sent.
+// With transactions, a transaction's BEGIN and END are queued around its
+// events as elements of their own (an END in place of the Mark that ends
+// the transaction); they count towards batch.
 //
 // When the receiver refuses an event (a 4xx other than 408 and 429),
 // Write returns a *engine.RejectError for it: the events queued before
@@ -152,36 +203,68 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 	}
 	earlier := len(s.pending) // queued by earlier calls
 	for i := range events {
-		if events[i].Op == change.Mark {
-			continue
+		e := &events[i]
+		if s.resolver != nil {
+			s.resolver.Note(e)
 		}
-		size := 0
-		if s.maxBytes > 0 {
-			s.scratch = s.format.Append(s.scratch[:0], &events[i])
-			size = len(s.scratch) + 1 // and a comma
-			if len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {
-				if err := s.drain(ctx, earlier); err != nil {
+		var step txmeta.Step
+		if s.txs != nil {
+			step = s.txs.Next(e)
+		}
+		for _, t := range []*format.Transaction{step.Prev, step.Begin} {
+			if t != nil {
+				if err := s.queue(ctx, item{meta: t}, &earlier); err != nil {
 					return err
 				}
-				earlier = 0
 			}
 		}
-		s.pending = append(s.pending, events[i])
-		s.pendingBytes += size
-		if len(s.pending) < s.batch {
-			continue
+		if e.Op != change.Mark {
+			if err := s.queue(ctx, item{ev: *e, order: step.Order}, &earlier); err != nil {
+				return err
+			}
 		}
-		if err := s.drain(ctx, earlier); err != nil {
-			return err
+		if step.End != nil {
+			if err := s.queue(ctx, item{meta: step.End}, &earlier); err != nil {
+				return err
+			}
 		}
-		earlier = 0
 	}
+	return nil
+}
+
+// queue adds it to the queue, POSTing the queue first if it would grow
+// past max_bytes and after if it is a full batch. *earlier is how many
+// queued items earlier Write calls left (see drain).
+func (s *Sink) queue(ctx context.Context, it item, earlier *int) error {
+	size := 0
+	if s.maxBytes > 0 {
+		s.scratch = s.appendItem(s.scratch[:0], &it)
+		size = len(s.scratch) + 1 // and a comma
+		if len(s.pending) > 0 && s.pendingBytes+size > s.maxBytes {
+			if err := s.drain(ctx, *earlier); err != nil {
+				return err
+			}
+			*earlier = 0
+		}
+	}
+	s.pending = append(s.pending, it)
+	s.pendingBytes += size
+	if len(s.pending) < s.batch {
+		return nil
+	}
+	if err := s.drain(ctx, *earlier); err != nil {
+		return err
+	}
+	*earlier = 0
 	return nil
 }
 
 // Flush delivers every queued event and returns cp as bytes for the
 // state file. A *engine.RejectError means one event was refused and
 // dropped; the events after it are still queued, so call Flush again.
+// With resolved, once every queued event is delivered and when one is
+// due, Flush then POSTs a resolved request (body: the resolved object,
+// signed and retried like the batches) and returns its T with cp.
 func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) {
 	if !s.opened {
 		return nil, fmt.Errorf("%s: Flush before Open", s.label)
@@ -191,7 +274,17 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 			return nil, err
 		}
 	}
-	return cp.MarshalJSON()
+	if s.resolver == nil {
+		return cp.MarshalJSON()
+	}
+	now := s.now()
+	if res, ok := s.resolver.Due(cp, now); ok {
+		if err := s.deliverResolved(ctx, &res); err != nil {
+			return nil, err
+		}
+		s.resolver.Emitted(res, now)
+	}
+	return json.Marshal(saved{Version: 2, Checkpoint: cp, Resolved: s.resolver.State()})
 }
 
 // Close releases idle connections. Queued events are dropped.
@@ -212,7 +305,7 @@ func (s *Sink) drain(ctx context.Context, earlier int) error {
 		}
 		return err
 	}
-	rejected := s.pending[r]
+	rejected := s.pending[r].ev
 	keep := 0
 	if earlier > r+1 {
 		keep = copy(s.pending, s.pending[r+1:earlier])
@@ -222,7 +315,7 @@ func (s *Sink) drain(ctx context.Context, earlier int) error {
 	s.pendingBytes = 0
 	if s.maxBytes > 0 {
 		for i := range s.pending {
-			s.scratch = s.format.Append(s.scratch[:0], &s.pending[i])
+			s.scratch = s.appendItem(s.scratch[:0], &s.pending[i])
 			s.pendingBytes += len(s.scratch) + 1
 		}
 	}
@@ -231,21 +324,23 @@ func (s *Sink) drain(ctx context.Context, earlier int) error {
 
 // deliverIsolating POSTs batch; if the receiver refuses it, it resends
 // the events one per request, in order, until it finds the refused one
-// and returns its index with the refusal. It returns -1 otherwise.
-func (s *Sink) deliverIsolating(ctx context.Context, batch []change.Event) (int, error) {
+// and returns its index with the refusal. It returns -1 otherwise. A
+// refused BEGIN or END is no event to dead-letter: that is a permanent
+// error.
+func (s *Sink) deliverIsolating(ctx context.Context, batch []item) (int, error) {
 	err := s.deliver(ctx, batch)
 	var ref *refusal
 	if !errors.As(err, &ref) {
 		return -1, err
 	}
 	if len(batch) == 1 {
-		return 0, err
+		return s.refused(&batch[0], 0, err)
 	}
 	s.log.Warn("receiver refused a batch; resending its events one by one to find the refused one", "events", len(batch), "status", ref.status)
 	for i := range batch {
 		err := s.deliver(ctx, batch[i:i+1])
 		if errors.As(err, &ref) {
-			return i, err
+			return s.refused(&batch[i], i, err)
 		}
 		if err != nil {
 			// Events before i are delivered; resending them later is
@@ -256,6 +351,19 @@ func (s *Sink) deliverIsolating(ctx context.Context, batch []change.Event) (int,
 	// Every event was accepted alone: the receiver refused the batch as a
 	// whole (e.g. too large). Nothing to dead-letter.
 	return -1, nil
+}
+
+// refused is deliverIsolating's answer for the item at i that the
+// receiver refused alone with err.
+func (s *Sink) refused(it *item, i int, err error) (int, error) {
+	if it.meta == nil {
+		return i, err
+	}
+	status := "BEGIN"
+	if it.meta.End {
+		status = "END"
+	}
+	return -1, engine.Permanent(fmt.Errorf("%s: the receiver refused the %s of transaction %s (%w): with transactions = true it must accept them, or set transactions = false", s.label, status, it.meta.ID, err))
 }
 
 // refusal is a 4xx answer that retrying will not change.
@@ -275,9 +383,28 @@ func (r *refusal) Error() string {
 
 // deliver POSTs batch until a 2xx, retrying transient failures. It
 // returns a *refusal for a 4xx that is not worth retrying.
-func (s *Sink) deliver(ctx context.Context, batch []change.Event) error {
+func (s *Sink) deliver(ctx context.Context, batch []item) error {
 	s.body = s.encode(s.body[:0], batch)
-	key := IdempotencyKey(s.name, batch)
+	return s.send(ctx, s.keyOf(batch))
+}
+
+// deliverResolved POSTs a resolved request: its body is the resolved
+// object, signed and retried as batches are. The receiver refusing it is
+// a permanent error: it is no event to dead-letter.
+func (s *Sink) deliverResolved(ctx context.Context, res *format.Resolved) error {
+	s.body = s.format.AppendResolved(s.body[:0], res)
+	err := s.send(ctx, ResolvedKey(s.name, res.Time))
+	var ref *refusal
+	if errors.As(err, &ref) {
+		return engine.Permanent(fmt.Errorf("%s: the receiver refused a resolved request (%w): with resolved set it must accept them, or remove resolved", s.label, err))
+	}
+	return err
+}
+
+// send POSTs s.body with idempotency key key until a 2xx, retrying
+// transient failures. It returns a *refusal for a 4xx that is not worth
+// retrying.
+func (s *Sink) send(ctx context.Context, key string) error {
 	var sig string
 	if len(s.secret) > 0 {
 		sig = Sign(s.secret, s.body)
@@ -349,15 +476,23 @@ func (s *Sink) post(ctx context.Context, key, sig string) (time.Duration, error)
 }
 
 // encode writes batch as a JSON array in the sink's format.
-func (s *Sink) encode(dst []byte, batch []change.Event) []byte {
+func (s *Sink) encode(dst []byte, batch []item) []byte {
 	dst = append(dst, '[')
 	for i := range batch {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = s.format.Append(dst, &batch[i])
+		dst = s.appendItem(dst, &batch[i])
 	}
 	return append(dst, ']')
+}
+
+// appendItem encodes one element of a request's array.
+func (s *Sink) appendItem(dst []byte, it *item) []byte {
+	if it.meta != nil {
+		return s.format.AppendTransaction(dst, it.meta)
+	}
+	return s.format.AppendInTx(dst, &it.ev, it.order)
 }
 
 // backoffFor is the wait before retry attempt+1: backoff doubled per
@@ -381,17 +516,56 @@ func IdempotencyKey(sink string, batch []change.Event) string {
 	h.Write([]byte(sink))
 	var buf []byte
 	for i := range batch {
-		p := batch[i].Position
-		buf = append(buf[:0], 0)
-		buf = append(buf, p.Source...)
-		buf = append(buf, 0)
-		buf = append(buf, p.Partition...)
-		buf = append(buf, 0)
-		buf = strconv.AppendUint(buf, p.Offset, 10)
-		buf = append(buf, '.')
-		buf = strconv.AppendUint(buf, uint64(p.Index), 10)
+		buf = appendKeyPosition(buf[:0], batch[i].Position)
 		h.Write(buf)
 	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// keyOf is IdempotencyKey of a batch that may hold transaction BEGIN and
+// END elements (each adds its kind and transaction id); without them it
+// is IdempotencyKey of the batch's events.
+func (s *Sink) keyOf(batch []item) string {
+	h := sha256.New()
+	h.Write([]byte(s.name))
+	var buf []byte
+	for i := range batch {
+		if m := batch[i].meta; m != nil {
+			buf = append(buf[:0], 1)
+			if m.End {
+				buf = append(buf, "end"...)
+			} else {
+				buf = append(buf, "begin"...)
+			}
+			buf = append(buf, 0)
+			buf = append(buf, m.ID...)
+		} else {
+			buf = appendKeyPosition(buf[:0], batch[i].ev.Position)
+		}
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// appendKeyPosition is what an event adds to an idempotency key.
+func appendKeyPosition(buf []byte, p change.Position) []byte {
+	buf = append(buf, 0)
+	buf = append(buf, p.Source...)
+	buf = append(buf, 0)
+	buf = append(buf, p.Partition...)
+	buf = append(buf, 0)
+	buf = strconv.AppendUint(buf, p.Offset, 10)
+	buf = append(buf, '.')
+	return strconv.AppendUint(buf, uint64(p.Index), 10)
+}
+
+// ResolvedKey is the Idempotency-Key of a resolved request: a hash of the
+// sink's qualified name and T, the same on every retry.
+func ResolvedKey(sink string, t time.Time) string {
+	h := sha256.New()
+	h.Write([]byte(sink))
+	h.Write([]byte("\x00resolved\x00"))
+	h.Write([]byte(t.UTC().Format(time.RFC3339Nano)))
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
