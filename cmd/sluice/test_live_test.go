@@ -243,3 +243,93 @@ func waitSessionGone(t *testing.T, env liveEnv, run string) {
 		}
 	}
 }
+
+// ciCommands returns the lines of docs/ci.md's marked command block, and
+// the commands of its GitHub Actions job (its `- run:` lines).
+func ciCommands(t *testing.T) (commands, workflow []string) {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/ci.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(doc)
+	_, after, ok := strings.Cut(text, "<!-- ci-commands")
+	if !ok {
+		t.Fatal("docs/ci.md has no <!-- ci-commands --> block")
+	}
+	_, block, _ := strings.Cut(after, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	for _, l := range strings.Split(block, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			commands = append(commands, l)
+		}
+	}
+	_, gh, ok := strings.Cut(text, "## GitHub Actions")
+	if !ok {
+		t.Fatal("docs/ci.md has no GitHub Actions section")
+	}
+	_, yaml, _ := strings.Cut(gh, "```yaml\n")
+	yaml, _, _ = strings.Cut(yaml, "```")
+	for _, l := range strings.Split(yaml, "\n") {
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(l), "- run: "); ok {
+			workflow = append(workflow, cmd)
+		}
+	}
+	return commands, workflow
+}
+
+// TestCIDocCommands runs docs/ci.md's commands as a script against a
+// PostgreSQL (wal_level=logical) and a MariaDB, from a copy of the
+// repository's pipelines: validate, fmt -check, test and test --live pass
+// every shipped test, the JUnit reports parse, and no slot, publication,
+// scratch schema or scratch database is left. The page's GitHub Actions
+// job must run the same commands, so the page cannot rot.
+func TestCIDocCommands(t *testing.T) {
+	commands, workflow := ciCommands(t)
+	if len(commands) < 4 || !strings.Contains(strings.Join(commands, "\n"), "sluice test --live") {
+		t.Fatalf("docs/ci.md's command block: %q", commands)
+	}
+	i := 0
+	for _, w := range workflow {
+		if i < len(commands) && w == commands[i] {
+			i++
+		}
+	}
+	if i != len(commands) {
+		t.Fatalf("docs/ci.md's GitHub Actions job does not run the command block's lines in order (missing %q); it runs %q", commands[i], workflow)
+	}
+
+	env := startLiveEnv(t)
+	work := t.TempDir()
+	if err := os.CopyFS(filepath.Join(work, "pipelines"), os.DirFS("../../pipelines")); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(work, "pipelines", "*.hcl"))
+	script := "set -e\n" + strings.Join(commands, "\n") + "\n"
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Dir = work
+	cmd.Env = append(env.environ(), "PATH="+filepath.Dir(sluiceBin)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docs/ci.md's commands: %v\n%s", err, out)
+	}
+	output := string(out)
+	if strings.Count(output, " passed, 0 failed") != 2 || !strings.Contains(output, "(memory, live)") {
+		t.Errorf("want two closing lines with 0 failed and live passes:\n%s", output)
+	}
+	annotation := regexp.MustCompile(`^::(error|warning) file=[^,]+,line=\d+,col=\d+::`)
+	for _, l := range strings.Split(output, "\n") {
+		if strings.HasPrefix(l, "::") && !annotation.MatchString(l) {
+			t.Errorf("not an annotation with file, line and col: %q", l)
+		}
+	}
+	memory, liveDoc := readJUnit(t, filepath.Join(work, "sluice-test.xml")), readJUnit(t, filepath.Join(work, "sluice-test-live.xml"))
+	if memory.Tests < 15 || liveDoc.Tests != memory.Tests || liveDoc.Failures != 0 || liveDoc.Errors != 0 || len(liveDoc.Suites) != len(files) {
+		t.Errorf("JUnit: in memory %d tests; live %d tests, %d failures, %d errors, %d suites (want %d, 0, 0, %d)",
+			memory.Tests, liveDoc.Tests, liveDoc.Failures, liveDoc.Errors, len(liveDoc.Suites), memory.Tests, len(files))
+	}
+	if left := env.scratch(t); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	t.Log(output)
+}
