@@ -30,7 +30,7 @@ const requestPoll = 500 * time.Millisecond
 // request whose source cannot take it is set aside with the reason
 // (state.FailSnapshotRequest), where `sluice snapshot` and `sluice
 // status` find it.
-func (r *run) takeSnapshotRequests(ctx context.Context) error {
+func (r *run) takeSnapshotRequests(ctx context.Context) {
 	t := time.NewTicker(requestPoll)
 	defer t.Stop()
 	for {
@@ -41,7 +41,7 @@ func (r *run) takeSnapshotRequests(ctx context.Context) error {
 		for _, req := range reqs {
 			if err := r.resync(ctx, req); err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return
 				}
 				r.log.Error("snapshot request refused", "request", req.ID, "err", err)
 				state.FailSnapshotRequest(r.store.Path(), req, err)
@@ -52,7 +52,7 @@ func (r *run) takeSnapshotRequests(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

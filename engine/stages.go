@@ -117,8 +117,15 @@ func (r *run) run(ctx context.Context) error {
 		grp.Go(func() error { return r.writeSink(gctx, name) })
 	}
 	grp.Go(func() error { return r.checkpoint(gctx) })
-	grp.Go(func() error { return r.takeSnapshotRequests(readCtx) })
-	return grp.Wait()
+	// Snapshot requests are taken while the sources read, and not after:
+	// a pipeline whose sources are all finished is done.
+	reqCtx, stopRequests := context.WithCancel(readCtx)
+	requests := make(chan struct{})
+	go func() { defer close(requests); r.takeSnapshotRequests(reqCtx) }()
+	err := grp.Wait()
+	stopRequests()
+	<-requests
+	return err
 }
 
 // open builds and opens every sink, then every source from the lowest
