@@ -60,6 +60,9 @@ type comparison struct {
 	// chunkCols are the compared columns, from the latest source row
 	// (nil until the source has sent one).
 	chunkCols *chunkColumns
+	// ranged reports that the chunk before the current one differed and
+	// its range was recorded (the next differing chunk extends it).
+	ranged bool
 }
 
 // side is one side of a chunk: its rows' keys and hashes, in key order,
@@ -126,6 +129,8 @@ func (c *comparison) run(ctx context.Context) error {
 		c.tgtKey = append(c.tgtKey, col)
 	}
 	c.srcKey = srcKey
+	c.pair.SourceKey = c.rel.KeyNames()
+	c.pair.Unrepairable = repairable(c.pair.Table, srcKey, c.pair.SourceKey)
 	if c.pair.Delete == deleteSoft && c.pair.Mode == modeUpsert {
 		col, ok := c.target.column(deletedColumn)
 		if !ok {
@@ -160,8 +165,10 @@ func (c *comparison) run(ctx context.Context) error {
 		}
 		c.pair.Chunks++
 		c.pair.Failed += s.failed
+		adjacent := c.ranged
+		c.ranged = false
 		if !s.same(t) {
-			if err := c.settle(ctx, lo, hi, s, t); err != nil {
+			if err := c.settle(ctx, lo, hi, s, t, adjacent); err != nil {
 				return err
 			}
 		} else {
@@ -517,7 +524,11 @@ func truthy(v any) bool {
 // reads the chunk again after a wait while some remain (a running
 // pipeline may not have applied the latest changes yet), and records
 // what is left.
-func (c *comparison) settle(ctx context.Context, lo, hi []any, s, t *side) error {
+//
+// Where differences remain, it records the chunk's key range
+// (recordRange) for a re-copy, extending the previous chunk's when that
+// one differed too (adjacent).
+func (c *comparison) settle(ctx context.Context, lo, hi []any, s, t *side, adjacent bool) error {
 	missing, extra, different := c.diff(s, t)
 	for attempt := 0; attempt < c.opts.Rechecks && len(missing)+len(extra)+len(different) > 0; attempt++ {
 		c.pair.Rechecked++
@@ -543,6 +554,12 @@ func (c *comparison) settle(ctx context.Context, lo, hi []any, s, t *side) error
 	c.pair.Missing += len(missing)
 	c.pair.Extra += len(extra)
 	c.pair.Different += len(different)
+	if len(missing)+len(extra)+len(different) > 0 && c.pair.Unrepairable == "" {
+		if err := c.recordRange(ctx, s, t, extra, adjacent); err != nil {
+			return err
+		}
+		c.ranged = true
+	}
 	for _, group := range []struct {
 		kind string
 		rows []rowSum

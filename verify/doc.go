@@ -53,7 +53,9 @@
 //
 // Memory is bounded by one chunk: the source chunk's events while they
 // are routed (transforms work on batches), then only keys and 16-byte
-// hashes. Neither table is ever held whole.
+// hashes. Neither table is ever held whole; the report keeps, besides
+// the counts, two keys per differing range and the target-only keys
+// within them (see Ranges for a repair).
 //
 // The same order on both sides matters where collations differ: a key
 // column whose collation does not sort by bytes is ordered and compared
@@ -61,6 +63,30 @@
 // order, the same on both); such columns cannot use their index, so each
 // chunk sorts the table, and a text-keyed table costs more to verify than
 // one keyed by numbers, dates or binary-collated text.
+//
+// # Ranges for a repair
+//
+// Each chunk that still differs after the rechecks is recorded in
+// Pair.Ranges as a key range of the source table (Range): its least and
+// greatest key either side holds, as PostgreSQL's text of the source's
+// primary-key columns (Pair.SourceKey, `id::text`), and the keys in it
+// that only the target holds (to be deleted). Consecutive differing
+// chunks make one range. `sluice verify --repair` hands them to the
+// running pipeline as an incremental snapshot request
+// (state.SnapshotRequest's Ranges and Absent), which copies exactly those
+// ranges again.
+//
+// The bounds are ordered by the source database (its columns' types and
+// collations, one query per differing chunk), because the postgres
+// source reads a key range in that order: where a text key's collation
+// does not sort by bytes, verify's byte-ordered chunk is spread out in
+// the source's order, and its range spans every key of the chunk there
+// (a superset, copied again harmlessly). A pair whose key is not the
+// source's primary key, column for column in order (a sink `key` of
+// other columns), gets no ranges: Pair.Unrepairable says why. The
+// target-only keys of every differing chunk are kept (not bounded by
+// Options.MaxDiffs), so a target holding many rows the source lacks makes
+// a report that big.
 //
 // # Canonical values
 //

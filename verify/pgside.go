@@ -41,7 +41,10 @@ type pgTable struct {
 	// binary lists key columns whose collation does not sort by bytes:
 	// they are compared under COLLATE "C" so that both sides agree.
 	binary map[string]bool
-	values *postgres.Values
+	// collation is each column's collation where it is not the
+	// database's default, as COLLATE takes it ("pg_catalog"."C").
+	collation map[string]string
+	values    *postgres.Values
 }
 
 // openPGTable describes schema.name; ok is false when it does not exist.
@@ -52,28 +55,34 @@ func openPGTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*pgT
 		}
 	}
 	rows, err := conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid,
-		coalesce(co.collname NOT IN ('C', 'POSIX') AND (co.collname <> 'default' OR d.datcollate NOT IN ('C', 'POSIX')), false)
+		coalesce(co.collname NOT IN ('C', 'POSIX') AND (co.collname <> 'default' OR d.datcollate NOT IN ('C', 'POSIX')), false),
+		CASE WHEN co.oid IS NULL OR co.collname = 'default' THEN '' ELSE quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
 		FROM pg_attribute a
 		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_collation co ON co.oid = a.attcollation
+		LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
 		CROSS JOIN pg_database d
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 		AND d.datname = current_database()`, schema, name)
 	if err != nil {
 		return nil, false, fmt.Errorf("describe %s.%s: %w", schema, name, err)
 	}
-	t := &pgTable{conn: conn, ident: pgx.Identifier{schema, name}.Sanitize(), types: map[string]string{}, binary: map[string]bool{}, values: postgres.NewValues()}
+	t := &pgTable{conn: conn, ident: pgx.Identifier{schema, name}.Sanitize(), types: map[string]string{}, binary: map[string]bool{},
+		collation: map[string]string{}, values: postgres.NewValues()}
 	var oids []uint32
 	for rows.Next() {
-		var col, typ string
+		var col, typ, coll string
 		var oid uint32
 		var bin bool
-		if err := rows.Scan(&col, &typ, &oid, &bin); err != nil {
+		if err := rows.Scan(&col, &typ, &oid, &bin, &coll); err != nil {
 			rows.Close()
 			return nil, false, err
 		}
 		t.types[col] = typ
 		t.binary[col] = bin
+		if coll != "" {
+			t.collation[col] = coll
+		}
 		oids = append(oids, oid)
 	}
 	rows.Close()

@@ -101,6 +101,15 @@ type Pair struct {
 	Skipped    string   `json:"skipped,omitempty"`  // why the pair was not compared
 	Error      string   `json:"error,omitempty"`    // why the comparison failed
 	Failed     int      `json:"transform_failures"` // source rows a transform could not process
+	// SourceKey is the source table's primary key, the columns of the
+	// Ranges' keys in key order.
+	SourceKey []string `json:"source_key,omitempty"`
+	// Ranges are the key ranges whose chunks differ, for a re-copy
+	// (`sluice verify --repair`); none when Unrepairable says why not.
+	Ranges []Range `json:"ranges,omitempty"`
+	// Unrepairable says why the differences cannot be given as ranges of
+	// the source's primary key (the sink's key is another one).
+	Unrepairable string `json:"unrepairable,omitempty"`
 }
 
 // Equal reports whether the pair was compared and no difference found.
