@@ -49,10 +49,11 @@ func (c *cli) test(args []string) int {
 		return exitUsage
 	}
 	type jsonRun struct {
-		Runner    string  `json:"runner"`
-		Passed    bool    `json:"passed"`
-		Failure   string  `json:"failure,omitempty"`
-		ElapsedMS float64 `json:"elapsed_ms"`
+		Runner    string   `json:"runner"`
+		Passed    bool     `json:"passed"`
+		Failure   string   `json:"failure,omitempty"`
+		Notes     []string `json:"notes,omitempty"`
+		ElapsedMS float64  `json:"elapsed_ms"`
 	}
 	type jsonResult struct {
 		File    string    `json:"file"`
@@ -112,7 +113,7 @@ func (c *cli) test(args []string) int {
 				j := jsonResult{File: path, Name: r.Name, Pos: r.Pos, Passed: r.Passed, Failure: r.Failure}
 				if *liveRun {
 					for _, o := range r.Runs {
-						j.Runs = append(j.Runs, jsonRun{o.Runner, o.Passed, o.Failure, float64(o.Elapsed) / float64(time.Millisecond)})
+						j.Runs = append(j.Runs, jsonRun{o.Runner, o.Passed, o.Failure, o.Notes, float64(o.Elapsed) / float64(time.Millisecond)})
 					}
 				}
 				out = append(out, j)

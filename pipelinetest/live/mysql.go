@@ -67,11 +67,19 @@ func (s *Session) mysql(ctx context.Context, cfg *gomysql.Config) (*mysqlServer,
 		db.Close()
 		return nil, fmt.Errorf("connect to MySQL at %s: %s", cfg.Addr, redact(err, cfg.Passwd))
 	}
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", lockName(s.run)).Scan(&got); err != nil || got.Int64 != 1 {
-		conn.Close()
-		db.Close()
-		return nil, fmt.Errorf("take the session's lock on MySQL at %s: %v", cfg.Addr, err)
+	// The first connection to a server holds the session's lock there
+	// (a lock is the server's, whoever takes it).
+	if !s.mysqlLocked[cfg.Addr] {
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, 0)", lockName(s.run)).Scan(&got); err != nil || got.Int64 != 1 {
+			conn.Close()
+			db.Close()
+			if err == nil {
+				err = errors.New("another connection holds it")
+			}
+			return nil, fmt.Errorf("take the session's lock on MySQL at %s: %s", cfg.Addr, redact(err, cfg.Passwd))
+		}
+		s.mysqlLocked[cfg.Addr] = true
 	}
 	m := &mysqlServer{db: db, conn: conn}
 	swept, err := m.sweep(ctx, s.run)

@@ -43,7 +43,9 @@ func (s *Session) pg(ctx context.Context, dsn string) (*pgServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL at %s: %s", where(cfg.Host, cfg.Port, cfg.Database), pgMessage(err))
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey(s.run)); err != nil {
+	// Another connection of this session to the same database (another
+	// dsn string for it) may hold the lock already: then it stays held.
+	if _, err := conn.Exec(ctx, "SELECT pg_try_advisory_lock($1)", lockKey(s.run)); err != nil {
 		conn.Close(ctx)
 		return nil, fmt.Errorf("take the session's lock in database %s: %s", cfg.Database, pgMessage(err))
 	}

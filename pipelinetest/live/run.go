@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,6 +119,10 @@ func (s *Session) Run(ctx context.Context, cfg *dsl.Config, reg engine.Registry)
 	cfg = pipelinetest.Hermetic(cfg)
 	out := make([]pipelinetest.Outcome, 0, len(cfg.Tests))
 	for _, t := range cfg.Tests {
+		if err := ctx.Err(); err != nil {
+			out = append(out, pipelinetest.Outcome{Runner: pipelinetest.Live, Failure: "not run: interrupted (" + err.Error() + ")"})
+			continue
+		}
 		out = append(out, s.runTest(ctx, cfg, reg, t))
 	}
 	return out
@@ -271,8 +276,8 @@ func (tr *testRun) run(ctx context.Context, reg engine.Registry) ([]string, []pi
 	}
 	scfg := *tr.cfg
 	scfg.Sources, scfg.Sinks = nil, nil
-	for _, src := range tr.cfg.Sources {
-		b, err := tr.prepareSource(ctx, src)
+	for i, src := range tr.cfg.Sources {
+		b, err := tr.prepareSource(ctx, i, src)
 		if err != nil {
 			return []string{"source." + src.Name + ": " + err.Error()}, nil
 		}
@@ -442,17 +447,24 @@ func (tr *testRun) assignInputs(g *engine.Graph) []string {
 		tr.inputs = append(tr.inputs, input{index: i, in: in, src: st, event: e})
 		st.events = append(st.events, e)
 	}
+	kinds := map[sourceKind]bool{}
 	for _, st := range tr.sources {
 		if len(st.events) == 0 && st.kind == sourcePostgres {
 			st.kind = sourceIdle
 		}
+		if len(st.events) > 0 {
+			kinds[st.kind] = true
+		}
+	}
+	if len(kinds) > 1 {
+		tr.note("the inputs come from sources of different kinds: each source delivers its own in order, but not in the order written across sources")
 	}
 	return nil
 }
 
 // prepareSource creates a source's scratch objects and returns the block
 // the test runs it with.
-func (tr *testRun) prepareSource(ctx context.Context, src *dsl.Source) (*dsl.Source, error) {
+func (tr *testRun) prepareSource(ctx context.Context, i int, src *dsl.Source) (*dsl.Source, error) {
 	st := tr.sources[src.Name]
 	b := *src
 	switch st.kind {
@@ -511,7 +523,7 @@ func (tr *testRun) prepareSource(ctx context.Context, src *dsl.Source) (*dsl.Sou
 		}
 		scratch, ok := st.scratchSchema[schema]
 		if !ok {
-			scratch = tr.s.name(tr.n, fmt.Sprintf("s%d_%s", len(st.scratchSchema), src.Name))
+			scratch = tr.s.name(tr.n, fmt.Sprintf("s%d%c_%s", i, 'a'+len(st.scratchSchema), src.Name))
 			if err := pg.createSchema(ctx, scratch); err != nil {
 				return nil, err
 			}
@@ -526,13 +538,13 @@ func (tr *testRun) prepareSource(ctx context.Context, src *dsl.Source) (*dsl.Sou
 			if err := pg.copyTable(ctx, scratch, real, first.Table); err != nil {
 				return nil, err
 			}
-			tr.note("source.%s: %s copied from the real table (LIKE ... INCLUDING ALL)", src.Name, q)
+			tr.note("source.%s: %s copied from the real table into scratch schema %s (LIKE ... INCLUDING ALL)", src.Name, q, scratch)
 		} else {
 			cols, key := inferTable(q, byTable[q], src.Postgres.Exclude)
 			if err := pg.createTable(ctx, scratch, first.Table, cols, key); err != nil {
 				return nil, err
 			}
-			tr.note("source.%s: %s is not in the source database; created from the inputs (key %s)", src.Name, q, keyText(key))
+			tr.note("source.%s: %s is not in the source database; created from the inputs in scratch schema %s (key %s)", src.Name, q, scratch, keyText(key))
 		}
 		t, err := pg.describe(ctx, scratch, first.Table)
 		if err != nil {
@@ -547,7 +559,10 @@ func (tr *testRun) prepareSource(ctx context.Context, src *dsl.Source) (*dsl.Sou
 			}
 		}
 	}
-	st.slot = tr.s.name(tr.n, "r_"+src.Name)
+	st.slot = tr.s.name(tr.n, fmt.Sprintf("r%d_%s", i, src.Name))
+	if p.Snapshot == "never" && slices.ContainsFunc(st.events, func(e change.Event) bool { return e.Op == change.Snapshot }) {
+		tr.note(`source.%s has snapshot = "never": its snapshot inputs are rows in the tables, and it does not read them, as it would not`, src.Name)
+	}
 	p.Slot, p.Publication = st.slot, st.slot
 	tr.onCleanup(func(ctx context.Context) error { return pg.dropReplication(ctx, st.slot, st.slot) })
 	b.Postgres = &p

@@ -46,6 +46,9 @@ type Session struct {
 	mu     sync.Mutex
 	pgs    map[string]*pgServer    // by dsn
 	mysqls map[string]*mysqlServer // by server address and user
+	// mysqlLocked lists the MySQL servers (addresses) where one of the
+	// session's connections holds its lock.
+	mysqlLocked map[string]bool
 }
 
 // NewSession starts a session; it connects nowhere until a test needs a
@@ -60,7 +63,7 @@ func NewSession(opts Options) *Session {
 	tag := make([]byte, 2)
 	_, _ = rand.Read(tag)
 	return &Session{opts: opts, run: fmt.Sprintf("%d_%s", os.Getpid(), hex.EncodeToString(tag)),
-		pgs: map[string]*pgServer{}, mysqls: map[string]*mysqlServer{}}
+		pgs: map[string]*pgServer{}, mysqls: map[string]*mysqlServer{}, mysqlLocked: map[string]bool{}}
 }
 
 // Close releases the session's locks and connections. Scratch objects are
@@ -77,7 +80,7 @@ func (s *Session) Close() error {
 	for _, m := range s.mysqls {
 		errs = append(errs, m.close())
 	}
-	s.pgs, s.mysqls = map[string]*pgServer{}, map[string]*mysqlServer{}
+	s.pgs, s.mysqls, s.mysqlLocked = map[string]*pgServer{}, map[string]*mysqlServer{}, map[string]bool{}
 	return errors.Join(errs...)
 }
 
