@@ -27,6 +27,25 @@
 // idempotent, delivery is at least once, and Flush returns the checkpoint
 // as bytes for the engine's state file.
 //
+// With transactions = true, each source transaction's events are framed
+// by a BEGIN and an END record (with its counts) on transactions_topic,
+// keyed {"id":"<txid>:<offset>"}, and each event's value carries its
+// transaction block (package txmeta numbers them). With resolved = "10s",
+// at most once per interval a Flush produces a resolved record (no key,
+// header sluice.resolved) to every partition of every topic the sink
+// writes, the transactions topic included, so a consumer of any one
+// partition sees it: every change committed at or before its T is in an
+// earlier record of that partition, or of another partition that has the
+// same resolved record after it. With exactly_once the resolved records
+// are part of the Kafka transaction that commits what they cover: a
+// read_committed consumer sees them and the changes together, or, after
+// an abort, neither. Without it they are produced once those changes are
+// acknowledged. The last T and the topics written are kept in the record
+// "<pipeline>/<sink>#resolved" of CheckpointTopic (in the transaction,
+// with exactly_once; acknowledged before any resolved record otherwise),
+// so a restarted sink never sends a lower T, and sends resolved records
+// to every topic it wrote before, also while the source is idle.
+//
 // A Sink is used from one goroutine, as engine.Sink requires. Memory is
 // bounded by the client's buffer of unacknowledged records: Write blocks
 // when it is full.

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
 	"github.com/sluice-cdc/sluice/internal/kafkaconn"
+	"github.com/sluice-cdc/sluice/sinks/txmeta"
 )
 
 // CheckpointTopic is the compacted topic where exactly-once sinks commit
@@ -30,6 +32,8 @@ const (
 	HeaderSource    = "sluice.source"    // the source block
 	HeaderPartition = "sluice.partition" // the source partition ("topic/3" when the source is Kafka); absent when empty
 	HeaderPosition  = "sluice.position"  // Position.String(): "OFFSET.INDEX"
+	// HeaderResolved is on resolved records only: their T, RFC 3339.
+	HeaderResolved = "sluice.resolved"
 )
 
 // maxBuffered bounds the records produced but not yet acknowledged, and
@@ -47,7 +51,7 @@ type Sink struct {
 	tombs     bool
 	parts     int32
 	repl      int16
-	format    format.Format
+	format    format.Meta
 	log       *slog.Logger
 	topicRng  string    // where `topic` is written, for errors
 	extraOpts []kgo.Opt // the tls and sasl blocks' options (kafkaconn)
@@ -59,6 +63,18 @@ type Sink struct {
 	// them.
 	outbox *dsl.KafkaOutbox
 	eval   eventexpr.Evaluator
+	// txs numbers transactions (transactions = true); their BEGIN and END
+	// go to txTopic. nil when off.
+	txs     *txmeta.Transactions
+	txTopic string
+	// resolver emits resolved records (resolved = "...") to every
+	// partition of every topic in written; its state and the topics are
+	// the record stateKey of CheckpointTopic. nil when off.
+	resolver *txmeta.Resolver
+	stateKey string
+	written  map[string]bool
+	static   bool // the topics written whatever the events are in written
+	now      func() time.Time
 
 	cl     *kgo.Client
 	known  map[string]bool // topics that exist
@@ -118,6 +134,18 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	if b.Config != nil {
 		pipeline = b.Config.Pipeline.Name
 	}
+	txTopic := c.TransactionsTopic
+	if txTopic == "" {
+		txTopic = pipeline + ".transaction"
+	}
+	if c.Transactions {
+		if c.Outbox != nil {
+			return nil, bad("transactions", "transactions = true puts a transaction block in each event's value, and an outbox block makes the values itself: remove one of them")
+		}
+		if err := checkTopic(txTopic); err != nil {
+			return nil, bad("transactions_topic", "transactions_topic: %v", err)
+		}
+	}
 	logger := b.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -131,9 +159,16 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		tombs:    c.Tombstones,
 		parts:    int32(max(c.Partitions, 1)),
 		repl:     int16(max(c.ReplicationFactor, 1)),
-		format:   f,
+		format:   f.(format.Meta),
 		log:      logger.With("sink", s.Name),
 		topicRng: dsl.At(c.Ranges, "topic"),
+		now:      time.Now,
+	}
+	if c.Transactions {
+		sk.txs, sk.txTopic = txmeta.NewTransactions(), txTopic
+	}
+	if c.Resolved > 0 {
+		sk.resolver, sk.stateKey = txmeta.NewResolver(c.Resolved), pipeline+"/"+s.Name+"#resolved"
 	}
 	sk.outbox = c.Outbox
 	sk.linger, sk.batchBytes = 5*time.Millisecond, int32(1000012)
@@ -145,6 +180,9 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	}
 	if sk.extraOpts, err = kafkaconn.Options(c.TLS, c.SASL); err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
+	}
+	if inst := os.Getenv(engine.InstanceEnv); inst != "" && sk.resolver != nil {
+		sk.stateKey += "." + inst
 	}
 	if c.ExactlyOnce {
 		sk.txnID = "sluice." + pipeline + "." + s.Name
@@ -170,15 +208,34 @@ func (s *Sink) Open(ctx context.Context, saved []byte) (change.Checkpoint, error
 	if s.txnID != "" {
 		opts = append(opts, kgo.TransactionalID(s.txnID), kgo.TransactionTimeout(time.Minute))
 	}
+	if s.resolver != nil {
+		opts = append(opts, kgo.RecordPartitioner(pinning{kgo.UniformBytesPartitioner(64<<10, true, true, nil)}))
+	}
 	cl, err := kgo.NewClient(append(opts, s.extraOpts...)...)
 	if err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: %v", s.label, err))
 	}
 	s.cl, s.known, s.inTxn, s.broken, s.produceErr, s.committed = cl, map[string]bool{}, false, nil, nil, change.Checkpoint{}
+	s.written, s.static = map[string]bool{}, false
+	if s.txs != nil {
+		s.txs.Reset()
+	}
 	if err := kafkaconn.Ping(ctx, cl, s.label); err != nil {
 		return nil, err
 	}
 	if s.txnID == "" {
+		if s.resolver != nil {
+			if err := s.ensureTopic(ctx, CheckpointTopic, 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+				return nil, err
+			}
+			_, state, err := readCheckpoint(ctx, cl, s.brokers, s.ckptKey, s.stateKey, s.extraOpts)
+			if err != nil {
+				return nil, fmt.Errorf("%s: read the resolved state from %s: %w", s.label, CheckpointTopic, err)
+			}
+			if err := s.restore(state); err != nil {
+				return nil, err
+			}
+		}
 		if saved == nil {
 			return change.Checkpoint{}, nil
 		}
@@ -197,9 +254,12 @@ func (s *Sink) Open(ctx context.Context, saved []byte) (change.Checkpoint, error
 	if err := s.ensureTopic(ctx, CheckpointTopic, 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
 		return nil, err
 	}
-	cp, err := readCheckpoint(ctx, cl, s.brokers, s.ckptKey, s.extraOpts)
+	cp, state, err := readCheckpoint(ctx, cl, s.brokers, s.ckptKey, s.stateKey, s.extraOpts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read the committed checkpoint from %s: %w", s.label, CheckpointTopic, err)
+	}
+	if err := s.restore(state); err != nil {
+		return nil, err
 	}
 	s.committed = cp.Clone()
 	return cp, nil
@@ -245,7 +305,7 @@ func (s *Sink) Committed(ctx context.Context) (change.Checkpoint, error) {
 	if s.cl == nil {
 		return nil, fmt.Errorf("%s: Committed before Open", s.label)
 	}
-	cp, err := readCheckpoint(ctx, s.cl, s.brokers, s.ckptKey, s.extraOpts)
+	cp, _, err := readCheckpoint(ctx, s.cl, s.brokers, s.ckptKey, "", s.extraOpts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read the committed checkpoint from %s: %w", s.label, CheckpointTopic, err)
 	}
@@ -256,7 +316,9 @@ func (s *Sink) Committed(ctx context.Context) (change.Checkpoint, error) {
 // the open transaction, beginning one if needed; nothing is visible to
 // read_committed consumers before Flush. Write blocks while the client's
 // buffer is full. A produce failure is reported by this or a later Write,
-// or by Flush.
+// or by Flush. With transactions, each source transaction's BEGIN goes to
+// the transactions topic before its first event and its END at the event
+// that ends it (a Mark, usually).
 func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 	if s.cl == nil {
 		return fmt.Errorf("%s: Write before Open", s.label)
@@ -275,32 +337,72 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 	}
 	for i := range events {
 		e := &events[i]
-		if e.Op == change.Mark {
-			continue
+		if s.resolver != nil {
+			s.resolver.Note(e)
 		}
-		if s.outbox != nil {
-			if err := s.route(ctx, e); err != nil {
+		var step txmeta.Step
+		if s.txs != nil {
+			step = s.txs.Next(e)
+		}
+		for _, t := range []*format.Transaction{step.Prev, step.Begin} {
+			if t != nil {
+				if err := s.produceTransaction(ctx, t, e); err != nil {
+					return err
+				}
+			}
+		}
+		if e.Op != change.Mark {
+			if err := s.produceEvent(ctx, e, step.Order); err != nil {
 				return err
 			}
-			continue
 		}
-		topic := render(s.topic, e)
-		if err := s.ensure(ctx, topic, func(err error) error {
-			return engine.Permanent(fmt.Errorf("%s%s: table %s: %v", s.topicRng, s.label, e.QualifiedTable(), err))
-		}); err != nil {
-			return err
-		}
-		key, err := recordKey(e, s.keyCols)
-		if err != nil {
-			return &engine.RejectError{Event: *e, Err: fmt.Errorf("%s: %v", s.label, err)}
-		}
-		headers := positionHeaders(e)
-		s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: s.format.Append(nil, e), Headers: headers}, s.promise)
-		if s.tombs && e.Op == change.Delete {
-			s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Headers: headers}, s.promise)
+		if step.End != nil {
+			if err := s.produceTransaction(ctx, step.End, e); err != nil {
+				return err
+			}
 		}
 	}
 	return ctx.Err()
+}
+
+// produceEvent produces one data event (and its tombstone), or routes it
+// through the outbox block.
+func (s *Sink) produceEvent(ctx context.Context, e *change.Event, order *format.TxOrder) error {
+	if s.outbox != nil {
+		return s.route(ctx, e)
+	}
+	topic := render(s.topic, e)
+	if err := s.ensure(ctx, topic, func(err error) error {
+		return engine.Permanent(fmt.Errorf("%s%s: table %s: %v", s.topicRng, s.label, e.QualifiedTable(), err))
+	}); err != nil {
+		return err
+	}
+	key, err := recordKey(e, s.keyCols)
+	if err != nil {
+		return &engine.RejectError{Event: *e, Err: fmt.Errorf("%s: %v", s.label, err)}
+	}
+	headers := positionHeaders(e)
+	s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: s.format.AppendInTx(nil, e, order), Headers: headers}, s.promise)
+	if s.tombs && e.Op == change.Delete {
+		s.cl.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Headers: headers}, s.promise)
+	}
+	return nil
+}
+
+// produceTransaction produces a BEGIN or END to the transactions topic,
+// keyed {"id":"<txid>:<offset>"} as Debezium keys them, with the headers
+// of e, the event it comes with.
+func (s *Sink) produceTransaction(ctx context.Context, t *format.Transaction, e *change.Event) error {
+	if err := s.ensure(ctx, s.txTopic, func(err error) error {
+		return engine.Permanent(fmt.Errorf("%s: transactions_topic: %v", s.label, err))
+	}); err != nil {
+		return err
+	}
+	key, _ := json.Marshal(struct {
+		ID string `json:"id"`
+	}{t.ID})
+	s.cl.Produce(ctx, &kgo.Record{Topic: s.txTopic, Key: key, Value: s.format.AppendTransaction(nil, t), Headers: positionHeaders(e)}, s.promise)
+	return nil
 }
 
 // ensure creates topic unless the sink knows it; bad wraps a name Kafka
@@ -312,7 +414,11 @@ func (s *Sink) ensure(ctx context.Context, topic string, bad func(error) error) 
 	if err := checkTopic(topic); err != nil {
 		return bad(err)
 	}
-	return s.ensureTopic(ctx, topic, s.parts, nil)
+	if err := s.ensureTopic(ctx, topic, s.parts, nil); err != nil {
+		return err
+	}
+	s.written[topic] = true
+	return nil
 }
 
 // positionHeaders are the headers of every record: the event's stream
@@ -331,6 +437,12 @@ func positionHeaders(e *change.Event) []kgo.RecordHeader {
 // advance past filtered rows) and returns nil bytes: Kafka holds the
 // checkpoint. Otherwise it returns cp as bytes for the state file.
 //
+// With resolved, when a resolved message is due (txmeta.Resolver.Due),
+// Flush also produces it to every partition of every topic the sink
+// writes, with the state record that keeps its T: with exactly_once in
+// the same transaction, after the records it covers; otherwise once those
+// are acknowledged, the state record first.
+//
 // After an error the open transaction is aborted and the sink must be
 // opened again; the engine replays from the committed checkpoint.
 func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) {
@@ -340,6 +452,12 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 	if s.broken != nil {
 		return nil, s.broken
 	}
+	now := s.now()
+	var res format.Resolved
+	due := false
+	if s.resolver != nil {
+		res, due = s.resolver.Due(cp, now)
+	}
 	if s.txnID == "" {
 		if err := s.cl.Flush(ctx); err != nil {
 			return nil, fmt.Errorf("%s: flush: %w", s.label, err)
@@ -347,11 +465,29 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 		if err := s.firstProduceErr(); err != nil {
 			return nil, err
 		}
+		if due {
+			if err := s.resolveAtLeastOnce(ctx, &res, now); err != nil {
+				return nil, err
+			}
+		}
 		return cp.MarshalJSON()
 	}
 	moved := s.moved(cp)
-	if !s.inTxn && len(moved) == 0 {
+	if !s.inTxn && len(moved) == 0 && !due {
 		return nil, nil // nothing written and the checkpoint is already committed
+	}
+	if due {
+		if !s.inTxn {
+			if err := s.cl.BeginTransaction(); err != nil {
+				return nil, s.classify("begin a transaction", err)
+			}
+			s.inTxn = true
+		}
+		// In the transaction that commits what T covers, after it: a
+		// read_committed consumer sees both or, after an abort, neither.
+		if err := s.produceResolved(ctx, &res, now); err != nil {
+			return nil, s.fail(err)
+		}
 	}
 	if err := s.commitCheckpoint(ctx, cp, moved); err != nil {
 		return nil, err

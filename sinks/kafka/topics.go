@@ -49,14 +49,17 @@ func (s *Sink) ensureTopic(ctx context.Context, topic string, partitions int32, 
 // reading it read_committed from the start to its last stable offset.
 // Control records are kept so that the read knows it reached that offset
 // even when the log ends with a commit or abort marker.
-func readCheckpoint(ctx context.Context, admin *kgo.Client, brokers []string, prefix string, extra []kgo.Opt) (change.Checkpoint, error) {
+//
+// It also returns the last committed value of the record stateKey (the
+// resolved state; nil if there is none or stateKey is "").
+func readCheckpoint(ctx context.Context, admin *kgo.Client, brokers []string, prefix, stateKey string, extra []kgo.Opt) (change.Checkpoint, []byte, error) {
 	end, err := lastStableOffset(ctx, admin, CheckpointTopic, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cp := change.Checkpoint{}
 	if end <= 0 {
-		return cp, nil
+		return cp, nil, nil
 	}
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(brokers...),
@@ -66,22 +69,27 @@ func readCheckpoint(ctx context.Context, admin *kgo.Client, brokers []string, pr
 	}, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer cl.Close()
 	last := map[string][]byte{}
+	var state []byte
 	for {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if errs := fs.Errors(); len(errs) > 0 {
-			return nil, fmt.Errorf("partition %d: %w", errs[0].Partition, errs[0].Err)
+			return nil, nil, fmt.Errorf("partition %d: %w", errs[0].Partition, errs[0].Err)
 		}
 		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() && strings.HasPrefix(string(r.Key), prefix) {
+			switch {
+			case r.Attrs.IsControl():
+			case strings.HasPrefix(string(r.Key), prefix):
 				last[string(r.Key)] = r.Value
+			case stateKey != "" && string(r.Key) == stateKey:
+				state = r.Value
 			}
 			done = done || r.Offset >= end-1
 		})
@@ -92,13 +100,13 @@ func readCheckpoint(ctx context.Context, admin *kgo.Client, brokers []string, pr
 	for key, value := range last {
 		var one change.Checkpoint
 		if err := one.UnmarshalJSON(value); err != nil {
-			return nil, fmt.Errorf("the record with key %q is corrupt (%v): produce a record with that key and the value [] to forget the stream's position", key, err)
+			return nil, nil, fmt.Errorf("the record with key %q is corrupt (%v): produce a record with that key and the value [] to forget the stream's position", key, err)
 		}
 		for st, p := range one {
 			cp[st] = p
 		}
 	}
-	return cp, nil
+	return cp, state, nil
 }
 
 // lastStableOffset asks the partition's leader for its last stable offset
