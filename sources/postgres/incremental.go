@@ -314,7 +314,8 @@ func missingKeys(ctx context.Context, tx pgx.Tx, types *typeRegistry, t *table, 
 	for _, cond := range t.rangeConds(r, prefixed("c", t.PK), &params) {
 		sql += " AND " + cond
 	}
-	rows, err := tx.Query(ctx, sql, bytesArgs(params)...)
+	// Text results: the type registry decodes text forms, as everywhere.
+	rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, bytesArgs(params)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("incremental snapshot of %s: keys to delete: %w", t.qualified(), err)
 	}
