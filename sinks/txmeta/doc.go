@@ -18,7 +18,7 @@
 // at each commit says whether a resolved message is due (Due) and for
 // which time T: the lowest of those commit times over the streams that
 // carry commit times, less CommitSkew, once T has passed the last one
-// emitted and at most once per interval. The sink writes it only after (or
+// emitted and at most once per interval (NewResolver). The sink writes it only after (or
 // atomically with) the changes it covers, then records it (Emitted). Its
 // state (State, Restore) goes wherever the sink keeps what must survive a
 // restart, so T never goes backwards.

@@ -26,8 +26,7 @@ type Resolver struct {
 	every   time.Duration
 	streams map[change.Stream]streamMark
 	last    time.Time // the last T emitted
-	slot    int64     // the interval (Unix time / every) of the last emission
-	emitted bool      // slot is set
+	at      time.Time // when it was emitted (zero: not since Restore)
 }
 
 // streamMark is the latest transaction of a stream the sink has written
@@ -38,8 +37,9 @@ type streamMark struct {
 }
 
 // NewResolver returns a Resolver that emits at most once per interval
-// every (each interval-long period of the clock, counted from the Unix
-// epoch, has at most one resolved message).
+// every: a resolved message is due no sooner than nine tenths of every
+// after the previous one (the tenth absorbs jitter, so that heartbeats
+// exactly as frequent as the interval bring one each).
 func NewResolver(every time.Duration) *Resolver {
 	return &Resolver{every: max(every, time.Millisecond), streams: map[change.Stream]streamMark{}}
 }
@@ -66,7 +66,7 @@ func (r *Resolver) Note(e *change.Event) {
 // due. T is the lowest commit time over the streams of cp that have
 // carried one (streams that never did, such as a snapshot's, do not
 // count), less CommitSkew; it is due when it is later than the last T
-// emitted and none was emitted in now's interval.
+// emitted and the interval has passed since that one (see NewResolver).
 func (r *Resolver) Due(cp change.Checkpoint, now time.Time) (format.Resolved, bool) {
 	var low streamMark
 	found := false
@@ -83,7 +83,7 @@ func (r *Resolver) Due(cp change.Checkpoint, now time.Time) (format.Resolved, bo
 		return format.Resolved{}, false
 	}
 	t := low.time.Add(-CommitSkew)
-	if !t.After(r.last) || r.emitted && r.slotOf(now) == r.slot {
+	if !t.After(r.last) || !r.at.IsZero() && now.Sub(r.at) < r.every-r.every/10 {
 		return format.Resolved{}, false
 	}
 	return format.Resolved{Time: t, Position: low.pos}, true
@@ -95,13 +95,11 @@ func (r *Resolver) Emitted(res format.Resolved, now time.Time) {
 	if res.Time.After(r.last) {
 		r.last = res.Time
 	}
-	r.slot, r.emitted = r.slotOf(now), true
+	r.at = now
 }
 
 // Last is the last T emitted (zero before the first).
 func (r *Resolver) Last() time.Time { return r.last }
-
-func (r *Resolver) slotOf(now time.Time) int64 { return now.UnixNano() / int64(r.every) }
 
 // state is the JSON form of a Resolver's state.
 type state struct {
@@ -130,7 +128,7 @@ func (r *Resolver) State() json.RawMessage {
 // Restore replaces the state with one State returned; empty (or null)
 // means none: nothing emitted yet.
 func (r *Resolver) Restore(b []byte) error {
-	r.last, r.emitted = time.Time{}, false
+	r.last, r.at = time.Time{}, time.Time{}
 	clear(r.streams)
 	if len(b) == 0 || string(b) == "null" {
 		return nil
