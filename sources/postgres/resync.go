@@ -61,7 +61,7 @@ func (j *ResyncJob) key() string { return j.Request + "/" + j.Table }
 func (j *ResyncJob) Pending() bool { return !j.Done && j.Error == "" }
 
 // keepFinished is how many finished jobs the state keeps for status.
-const keepFinished = 32
+const keepFinished = 256
 
 // ReadResync returns the incremental snapshots kept in a postgres
 // source's state (zero when none was ever requested).
