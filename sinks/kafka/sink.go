@@ -340,10 +340,15 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 		if s.resolver != nil {
 			s.resolver.Note(e)
 		}
-		var step txmeta.Step
-		if s.txs != nil {
-			step = s.txs.Next(e)
+		if s.txs == nil {
+			if e.Op != change.Mark {
+				if err := s.produceEvent(ctx, e, nil); err != nil {
+					return err
+				}
+			}
+			continue
 		}
+		step := s.txs.Next(e)
 		for _, t := range []*format.Transaction{step.Prev, step.Begin} {
 			if t != nil {
 				if err := s.produceTransaction(ctx, t, e); err != nil {
