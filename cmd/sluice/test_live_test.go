@@ -138,13 +138,44 @@ func TestLiveFindsWhatTheModelCannot(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
 	}
-	t.Log(stdout)
 	doc := readJUnit(t, report)
 	if doc.Tests != 1 || doc.Failures != 1 || doc.Suites[0].Cases[0].Failure == nil {
 		t.Fatalf("JUnit: %+v", doc)
 	}
 	if f := doc.Suites[0].Cases[0].Failure; f.Type != "live" || !strings.Contains(f.Message, `missing row { code = "ABC" }`) {
 		t.Errorf("JUnit failure type %q, message %q", f.Type, f.Message)
+	}
+
+	// The same for PostgreSQL: the source table has a column with a
+	// default the inputs never mention (and an identity key); the target
+	// table is copied too (its NUMERIC(6,1) the sink widens to the
+	// source's NUMERIC(8,2), as it would).
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, env.source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE prices (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, price numeric(8,2) NOT NULL, note text NOT NULL DEFAULT 'none');
+		CREATE TABLE prices_copy (id bigint PRIMARY KEY, price numeric(6,1))`); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr = runCLI(t, "test", "--live", "testdata/live_postgres.hcl")
+	if code != exitFindings {
+		t.Fatalf("live_postgres.hcl --live: exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+	for _, want := range []string{
+		"sink.copy (postgres: writes into a scratch schema of its database)",
+		"passes in memory, fails live:",
+		"table prices_copy (postgres, scratch schema sluice_scratch_",
+		"row { id = 1 }: column note: not expected, got \"none\"",
+		"the first that differs is row { id = 1 }",
+		"public.prices copied from the real table into scratch schema",
+		"target table prices_copy created LIKE public.prices_copy INCLUDING ALL",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("live_postgres.hcl: output lacks %q:\n%s", want, stdout)
+		}
 	}
 	if left := env.scratch(t); len(left) > 0 {
 		t.Errorf("left behind: %v", left)

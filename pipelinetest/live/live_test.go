@@ -69,6 +69,8 @@ func TestStatement(t *testing.T) {
 			"INSERT INTO " + q + ` ("id", "name") OVERRIDING SYSTEM VALUE VALUES ($1, $2)`, []any{"1", "Ben"}, ""},
 		{"update located by before, moving the key", change.Event{Op: change.Update, Before: change.Row{"id": int64(1)}, After: change.Row{"id": int64(10), "name": nil}}, change.Event{},
 			"UPDATE " + q + ` SET "id" = $1, "name" = $2 WHERE "id" IS NOT DISTINCT FROM $3`, []any{"10", nil, "1"}, ""},
+		{"update leaves the columns before already has alone", change.Event{Op: change.Update, Before: change.Row{"id": int64(1)}, After: change.Row{"id": int64(1), "name": "B"}}, change.Event{},
+			"UPDATE " + q + ` SET "name" = $1 WHERE "id" IS NOT DISTINCT FROM $2`, []any{"B", "1"}, ""},
 		{"update without before: by the key", change.Event{Op: change.Update, After: change.Row{"id": int64(2), "tags": []any{"a", `b"c`}}}, change.Event{Key: change.Row{"id": int64(2)}},
 			"UPDATE " + q + ` SET "id" = $1, "tags" = $2 WHERE "id" IS NOT DISTINCT FROM $3`, []any{"2", `{"a","b\"c"}`, "2"}, ""},
 		{"delete by every column before gives", change.Event{Op: change.Delete, Before: change.Row{"id": int64(1), "name": "Ben"}}, change.Event{},

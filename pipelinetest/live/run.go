@@ -381,7 +381,7 @@ func (tr *testRun) await(ctx context.Context, done <-chan error, ran *bool, runE
 			return []string{"the pipeline paused: " + tr.lastErrors()}
 		}
 		if time.Now().After(deadline) {
-			return []string{fmt.Sprintf("waited %s for %s (Options.Timeout): %s", tr.s.opts.Timeout, what, tr.lastErrors())}
+			return []string{fmt.Sprintf("waited %s for %s (--live-timeout): %s; errors: %s", tr.s.opts.Timeout, what, tr.waitingFor(what), tr.lastErrors())}
 		}
 		select {
 		case err := <-done:
@@ -398,6 +398,25 @@ func (tr *testRun) await(ctx context.Context, done <-chan error, ran *bool, runE
 		case <-tick.C:
 		}
 	}
+}
+
+// waitingFor says what an await that timed out still waited for.
+func (tr *testRun) waitingFor(what string) string {
+	if p := tr.pending(); p != "" && strings.HasPrefix(what, "the sinks") {
+		return p
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var closed []string
+	for _, src := range tr.cfg.Sources {
+		if st := tr.sources[src.Name]; st.kind == sourcePostgres && !st.opened {
+			closed = append(closed, "source."+src.Name)
+		}
+	}
+	if len(closed) > 0 {
+		return strings.Join(closed, ", ") + " did not open"
+	}
+	return "nothing more is known"
 }
 
 func (tr *testRun) lastErrors() string {
@@ -995,24 +1014,31 @@ func (tr *testRun) flushed(st *sinkState, cp change.Checkpoint, events []change.
 
 // caughtUp reports whether every source has delivered its fence or its
 // end and every sink downstream has committed past it.
-func (tr *testRun) caughtUp() bool {
+func (tr *testRun) caughtUp() bool { return tr.pending() == "" }
+
+// pending says what caughtUp still waits for: "" once nothing.
+func (tr *testRun) pending() string {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	for _, s := range tr.cfg.Sinks {
 		st := tr.sinks[s.Name]
-		for name, src := range tr.sources {
-			if src.kind == sourceIdle || !feeds(tr.cfg, name, s) {
+		for _, src := range tr.cfg.Sources {
+			ss := tr.sources[src.Name]
+			if ss.kind == sourceIdle || !feeds(tr.cfg, src.Name, s) {
 				continue
 			}
-			if !src.done {
-				return false
+			if !ss.done {
+				if ss.kind == sourcePostgres {
+					return fmt.Sprintf("source.%s has not delivered the fence written after the inputs (transaction %d)", src.Name, ss.fenceXid)
+				}
+				return fmt.Sprintf("source.%s has not reached its end", src.Name)
 			}
-			if !src.last.IsZero() && !st.flushed.Covers(src.last) {
-				return false
+			if !ss.last.IsZero() && !st.flushed.Covers(ss.last) {
+				return fmt.Sprintf("sink.%s has not committed source.%s's position %s (it committed %v)", s.Name, src.Name, ss.last, st.flushed)
 			}
 		}
 	}
-	return true
+	return ""
 }
 
 // feeds reports whether source src is upstream of sink s.
@@ -1189,7 +1215,8 @@ const fenceStatement = "SELECT pg_logical_emit_message(true, 'sluice_scratch_fen
 
 // statement is the SQL that makes input in (as written; e is the event
 // the in-memory run makes of it, for its key) happen to table t: INSERT,
-// UPDATE of the row Before locates (else e's key), DELETE of it, or
+// UPDATE of the row Before locates (else e's key) setting the columns of
+// After whose value Before does not already give, DELETE of it, or
 // TRUNCATE. Values travel as text, which PostgreSQL casts to each
 // column's type.
 func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
@@ -1252,9 +1279,18 @@ func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
 		if len(cols) == 0 {
 			return "", nil, fmt.Errorf("the update gives no column to set")
 		}
-		sets := make([]string, len(cols))
-		for i, c := range cols {
-			sets[i] = ident(c.name) + " = " + arg(c, in.After[c.name])
+		// A column After gives with the value Before gives is left
+		// alone, as an application would (an identity column, GENERATED
+		// ALWAYS, may not even be set to its own value).
+		var sets []string
+		for _, c := range cols {
+			if old, ok := in.Before[c.name]; ok && pipelinetest.Equal(old, in.After[c.name]) && len(cols) > 1 {
+				continue
+			}
+			sets = append(sets, ident(c.name)+" = "+arg(c, in.After[c.name]))
+		}
+		if len(sets) == 0 {
+			sets = append(sets, ident(cols[0].name)+" = "+arg(cols[0], in.After[cols[0].name]))
 		}
 		where, err := locate()
 		if err != nil {
