@@ -14,6 +14,11 @@
 // -rate per second for -latency (latency phase). It drops and recreates
 // the table bench_users on both sides and the slot and publication
 // sluice_bench on the source.
+//
+// With -compare, each phase is also run through limit loops with no
+// sluice code (compare.go), and each sluice figure is printed as a
+// fraction of its limit; -runs repeats the whole workload and prints
+// the median and range of every figure and fraction.
 package main
 
 import (
@@ -42,6 +47,8 @@ type options struct {
 	sluice                       string
 	batchSize                    int
 	cpuProfile                   string
+	compare                      bool
+	runs                         int
 }
 
 func main() {
@@ -59,55 +66,68 @@ func main() {
 	flag.IntVar(&o.batchSize, "batch-size", 1000, "the sink's batch_size")
 	flag.StringVar(&o.sluice, "sluice", defaultSluice(), "the sluice binary that runs the pipeline (a separate process, so that its peak RSS is its own)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of sluice run to PREFIX-snapshot.prof and PREFIX-streaming.prof (the latter covers the latency phase too)")
+	flag.BoolVar(&o.compare, "compare", false, "also run each phase through limit loops without sluice (bare pgoutput decode, bare SELECT, bare batched upserts into bench_users_bare) and print sluice's figures as fractions of the limits")
+	flag.IntVar(&o.runs, "runs", 1, "repeat the whole workload this many times and print the median and range of each figure")
 	flag.Parse()
 	if o.sourceDSN == "" || o.targetDSN == "" || (o.target != "mysql" && o.target != "postgres") {
 		fmt.Fprintln(os.Stderr, "sluice-bench: want -source-dsn, -target mysql|postgres and -target-dsn")
 		flag.Usage()
 		os.Exit(2)
 	}
-	if err := run(o, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "sluice-bench:", err)
-		os.Exit(1)
+	var results []result
+	for i := 0; i < max(o.runs, 1); i++ {
+		if o.runs > 1 {
+			fmt.Printf("\nrun %d of %d\n", i+1, o.runs)
+		}
+		r, err := run(o, os.Stdout)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sluice-bench:", err)
+			os.Exit(1)
+		}
+		results = append(results, r)
+	}
+	if o.runs > 1 || o.compare {
+		summarize(os.Stdout, results)
 	}
 }
 
-func run(o options, out io.Writer) error {
+func run(o options, out io.Writer) (res result, err error) {
 	ctx := context.Background()
 	src, err := openSource(ctx, o.sourceDSN)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer src.close()
 	tgt, err := openTarget(o.target, o.targetDSN)
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer tgt.close()
 	if err := src.reset(ctx); err != nil {
-		return err
+		return res, err
 	}
 	if err := tgt.reset(ctx); err != nil {
-		return err
+		return res, err
 	}
 	dir, err := os.MkdirTemp("", "sluice-bench-")
 	if err != nil {
-		return err
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 	file, err := pipeline(o, dir)
 	if err != nil {
-		return err
+		return res, err
 	}
 
 	fmt.Fprintf(out, "preloading %d rows\n", o.rows)
 	if err := src.preload(ctx, o.rows); err != nil {
-		return err
+		return res, err
 	}
 
 	// Snapshot phase: from start until the target holds every row.
 	p, err := startPipeline(o, file, "snapshot")
 	if err != nil {
-		return err
+		return res, err
 	}
 	// The snapshot reads in primary-key order: the last row is the last
 	// to arrive.
@@ -115,48 +135,106 @@ func run(o options, out io.Writer) error {
 		return tgt.has(ctx, int64(o.rows))
 	})
 	if err != nil {
-		return fmt.Errorf("snapshot phase: %w", err)
+		return res, fmt.Errorf("snapshot phase: %w", err)
 	}
-	fmt.Fprintf(out, "snapshot:  %d rows in %v: %.0f rows/s\n", o.rows, snapshot.Round(time.Millisecond), float64(o.rows)/snapshot.Seconds())
+	res.snapshot = float64(o.rows) / snapshot.Seconds()
+	fmt.Fprintf(out, "snapshot:  %d rows in %v: %.0f rows/s\n", o.rows, snapshot.Round(time.Millisecond), res.snapshot)
 	if err := p.stop(); err != nil {
-		return err
+		return res, err
 	}
 	peakRSS := p.peakRSS
+	var bare *bareTarget
+	if o.compare {
+		if bare, err = newBareTarget(ctx, tgt, o.target, o.batchSize); err != nil {
+			return res, err
+		}
+		defer bare.close()
+		if res.snapLimits.source, err = src.bareRead(ctx, o.rows); err != nil {
+			return res, err
+		}
+		if res.snapLimits.target, err = bare.apply(ctx, preloadRows(o.rows)); err != nil {
+			return res, err
+		}
+		if err := bare.equal(ctx); err != nil {
+			return res, err
+		}
+		printLimits(out, "rows/s", res.snapshot, res.snapLimits, "bare read", "bare upsert")
+		if err := src.createBareSlot(ctx); err != nil {
+			return res, err
+		}
+	}
 
 	// Streaming phase: the changes wait in the WAL; measure the catch-up.
 	changes, err := src.workload(ctx, o.rows, o.inserts, o.tx, o.updates, o.deletes)
 	if err != nil {
-		return err
+		return res, err
 	}
 	p, err = startPipeline(o, file, "streaming")
 	if err != nil {
-		return err
+		return res, err
 	}
 	streaming, err := waitEqual(ctx, src, tgt, 10*time.Minute, p, func(ctx context.Context) (bool, error) {
 		ok, err := tgt.has(ctx, lastDeleted(o.deletes))
 		return !ok, err
 	})
 	if err != nil {
-		return fmt.Errorf("streaming phase: %w", err)
+		return res, fmt.Errorf("streaming phase: %w", err)
 	}
-	fmt.Fprintf(out, "streaming: %d changes in %v: %.0f events/s\n", changes, streaming.Round(time.Millisecond), float64(changes)/streaming.Seconds())
+	res.streaming = float64(changes) / streaming.Seconds()
+	fmt.Fprintf(out, "streaming: %d changes in %v: %.0f events/s\n", changes, streaming.Round(time.Millisecond), res.streaming)
+	if o.compare {
+		// The limit loops run with the pipeline stopped.
+		if err := p.stop(); err != nil {
+			return res, err
+		}
+		peakRSS = max(peakRSS, p.peakRSS)
+		if res.streamLimits.source, err = bareDecode(ctx, o.sourceDSN, changes); err != nil {
+			return res, err
+		}
+		if err := src.dropBareSlot(ctx); err != nil {
+			return res, err
+		}
+		if res.streamLimits.target, err = bare.apply(ctx, workloadChanges(o.rows, o.inserts, o.updates, o.deletes, src.now)); err != nil {
+			return res, err
+		}
+		if err := bare.equal(ctx); err != nil {
+			return res, err
+		}
+		printLimits(out, "events/s", res.streaming, res.streamLimits, "bare decode", "bare upsert")
+		if o.latency > 0 {
+			if p, err = startPipeline(o, file, "latency"); err != nil {
+				return res, err
+			}
+		}
+	}
+	if o.latency <= 0 {
+		if err := p.stop(); err != nil {
+			return res, err
+		}
+		return res, finish(ctx, src, tgt, out, max(peakRSS, p.peakRSS))
+	}
 
 	// Latency phase: single-row inserts at a steady rate.
 	lat, err := measureLatency(ctx, src, tgt, o.rows+o.inserts+1, o.rate, o.latency)
 	if err != nil {
-		return fmt.Errorf("latency phase: %w", err)
+		return res, fmt.Errorf("latency phase: %w", err)
 	}
 	if _, err := waitEqual(ctx, src, tgt, 2*time.Minute, p, nil); err != nil {
-		return fmt.Errorf("latency phase: %w", err)
+		return res, fmt.Errorf("latency phase: %w", err)
 	}
 	if err := p.stop(); err != nil {
-		return err
+		return res, err
 	}
 	peakRSS = max(peakRSS, p.peakRSS)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	fmt.Fprintf(out, "latency:   %d inserts at %d/s: p50 %v, p99 %v, max %v (commit to visible in the target)\n",
 		len(lat), o.rate, pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Microsecond))
 
+	return res, finish(ctx, src, tgt, out, peakRSS)
+}
+
+// finish compares the target with the source row by row.
+func finish(ctx context.Context, src *source, tgt target, out io.Writer, peakRSS float64) error {
 	diff, err := compare(ctx, src, tgt)
 	if err != nil {
 		return err

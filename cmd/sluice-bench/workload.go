@@ -11,7 +11,10 @@ import (
 )
 
 // source is the benchmark's PostgreSQL side.
-type source struct{ pool *pgxpool.Pool }
+type source struct {
+	pool *pgxpool.Pool
+	now  time.Time // created_at of the streaming phase's inserts
+}
 
 func openSource(ctx context.Context, dsn string) (*source, error) {
 	pool, err := pgxpool.New(ctx, dsn)
@@ -31,8 +34,8 @@ func (s *source) close() { s.pool.Close() }
 // publication.
 func (s *source) reset(ctx context.Context) error {
 	stmts := []string{
-		`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'sluice_bench' AND active_pid IS NOT NULL`,
-		`SELECT pg_drop_replication_slot('sluice_bench') FROM pg_replication_slots WHERE slot_name = 'sluice_bench'`,
+		`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name IN ('sluice_bench', '` + bareSlot + `') AND active_pid IS NOT NULL`,
+		`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN ('sluice_bench', '` + bareSlot + `')`,
 		`DROP PUBLICATION IF EXISTS sluice_bench`,
 		`DROP TABLE IF EXISTS bench_users`,
 		`CREATE TABLE bench_users (
@@ -51,9 +54,26 @@ func (s *source) reset(ctx context.Context) error {
 	return nil
 }
 
+// base is the created_at of preloaded row 0.
+var base = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// preloadRow is preloaded row i: id, name, email, score, active,
+// created_at.
+func preloadRow(i int) []any {
+	return []any{int64(i), fmt.Sprintf("user %d", i), email(i), fmt.Sprintf("%d.%02d", i%10000, i%100), i%3 == 0, base.Add(time.Duration(i) * time.Microsecond)}
+}
+
+// preloadRows are the preload's rows as limit loop upserts.
+func preloadRows(n int) []bareChange {
+	out := make([]bareChange, n)
+	for i := range out {
+		out[i] = bareChange{id: int64(i + 1), row: preloadRow(i + 1)}
+	}
+	return out
+}
+
 // preload copies n rows (ids 1..n) into the table.
 func (s *source) preload(ctx context.Context, n int) error {
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"bench_users"}, []string{"id", "name", "email", "score", "active", "created_at"},
 		pgx.CopyFromFunc(func() func() ([]any, error) {
 			i := 0
@@ -62,7 +82,7 @@ func (s *source) preload(ctx context.Context, n int) error {
 					return nil, nil
 				}
 				i++
-				return []any{int64(i), fmt.Sprintf("user %d", i), email(i), fmt.Sprintf("%d.%02d", i%10000, i%100), i%3 == 0, base.Add(time.Duration(i) * time.Microsecond)}, nil
+				return preloadRow(i), nil
 			}
 		}()))
 	if err != nil {
@@ -101,11 +121,9 @@ func (s *source) workload(ctx context.Context, preloaded, inserts, tx, updates, 
 		}
 		return nil
 	}
-	now := time.Now().UTC()
+	s.now = time.Now().UTC().Truncate(time.Microsecond)
 	if err := run(inserts, func(i int) (string, []any) {
-		id := preloaded + 1 + i
-		return `INSERT INTO bench_users (id, name, email, score, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			[]any{int64(id), fmt.Sprintf("new user %d", id), email(id), fmt.Sprintf("%d.5", id%1000), id%2 == 0, now}
+		return `INSERT INTO bench_users (id, name, email, score, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)`, insertRow(preloaded+1+i, s.now)
 	}); err != nil {
 		return 0, fmt.Errorf("workload inserts: %w", err)
 	}
@@ -120,6 +138,33 @@ func (s *source) workload(ctx context.Context, preloaded, inserts, tx, updates, 
 		return 0, fmt.Errorf("workload deletes: %w", err)
 	}
 	return inserts + updates + deletes, nil
+}
+
+// insertRow is the row of the streaming phase's insert of id.
+func insertRow(id int, now time.Time) []any {
+	return []any{int64(id), fmt.Sprintf("new user %d", id), email(id), fmt.Sprintf("%d.5", id%1000), id%2 == 0, now}
+}
+
+// workloadChanges are the streaming phase's changes (see workload) as
+// limit loop upserts and deletes: an update becomes an upsert of the
+// whole row as it ends.
+func workloadChanges(preloaded, inserts, updates, deletes int, now time.Time) []bareChange {
+	out := make([]bareChange, 0, inserts+updates+deletes)
+	for i := 0; i < inserts; i++ {
+		id := preloaded + 1 + i
+		out = append(out, bareChange{id: int64(id), row: insertRow(id, now)})
+	}
+	for i := 0; i < updates; i++ {
+		id := 2 * (i + 1)
+		row := preloadRow(id)
+		row[1] = row[1].(string) + " (updated)"
+		row[3] = fmt.Sprintf("%d.%02d", id%10000+1, id%100)
+		out = append(out, bareChange{id: int64(id), row: row})
+	}
+	for i := 0; i < deletes; i++ {
+		out = append(out, bareChange{id: deletedID(i)})
+	}
+	return out
 }
 
 // measureLatency inserts one row at a time at rate per second for d and
