@@ -402,6 +402,8 @@ type batcher struct {
 	// cur is the index of the event being planned; first that of the
 	// event that started the queued statement.
 	cur, first int
+	// colsKey is cols as a statement shape names them.
+	colsKey string
 }
 
 // add queues one row of e. only, when set, lists the columns taken from
@@ -492,6 +494,7 @@ func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, ex
 		names, _ := b.s.extraColumns()
 		b.cols = append(b.cols, names[:extra]...)
 	}
+	b.colsKey = colsKey(b.cols)
 	b.max = MaxStatementRows
 	if m := b.s.d.MaxParams() / max(len(b.cols), 1); m < b.max {
 		b.max = max(m, 1)
@@ -505,88 +508,58 @@ func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, ex
 	b.bytes = 0
 }
 
-// flush executes the queued statement, if any.
+// flush executes the queued statement, if any. Its text is built once
+// per table and shape (the kind, the columns and, unless the columns
+// travel as arrays, the row count) and prepared once it repeats.
 func (b *batcher) flush(ctx context.Context) error {
 	if b.rows == 0 {
 		return nil
 	}
-	s, d := b.s, b.s.d
-	var q strings.Builder
-	q.Grow(len(b.args)*4 + 128)
-	n := 0
-	unnest, arrays, byArray := b.arrayArgs()
 	var rowArgs []any // the arguments row by row, before arrays replace them
 	if b.kind == opPatch {
 		rowArgs = slices.Clone(b.args)
 	}
+	k := shape{kind: b.kind, cols: b.colsKey, rows: b.rows}
+	if b.arrayArgs() {
+		k.rows = 0
+	}
+	if b.kind == opPatch {
+		return b.patch(ctx, k, rowArgs)
+	}
+	q := b.t.text(k, func() string { return b.statement(b.kind, b.rows, k.rows == 0) })
+	b.s.dirty = true
+	err := b.exec(ctx, q)
+	b.reset()
+	return err
+}
+
+// statement writes the statement of kind over rows queued rows (opPatch:
+// its UPDATE), with one array parameter per column when byArray.
+func (b *batcher) statement(kind opKind, rows int, byArray bool) string {
+	s, d := b.s, b.s.d
+	var q strings.Builder
+	q.Grow(rows*len(b.cols)*4 + 128)
 	switch {
-	case b.kind == opUpdate || b.kind == opPatch:
-		src := ""
-		if byArray {
-			src = "(" + unnest + ") AS v (" + s.quoteAll(b.cols) + ")"
-			b.args = append(b.args[:0], arrays...)
-		} else {
-			types := make([]string, len(b.cols))
-			for i, c := range b.cols {
-				types[i] = b.t.cols[c]
-			}
-			src = d.RowsSource(b.cols, types, b.rows)
-		}
-		if b.kind == opUpdate {
-			q.WriteString(b.updateFrom(src, true))
-			break
-		}
-		return b.patch(ctx, src, rowArgs)
-	case byArray && b.kind == opDelete:
-		fmt.Fprintf(&q, "DELETE FROM %s WHERE (%s) IN (%s)", b.t.name.quoted(d), s.quoteAll(b.cols), unnest)
-		b.args = append(b.args[:0], arrays...)
+	case kind == opUpdate || kind == opPatch:
+		return b.updateFrom(b.rowsSource(rows, byArray), kind == opUpdate)
+	case byArray && kind == opDelete:
+		fmt.Fprintf(&q, "DELETE FROM %s WHERE (%s) IN (%s)", b.t.name.quoted(d), s.quoteAll(b.cols), b.unnest())
 	case byArray:
-		fmt.Fprintf(&q, "INSERT INTO %s (%s) %s", b.t.name.quoted(d), s.quoteAll(b.cols), unnest)
-		b.args = append(b.args[:0], arrays...)
-	case b.kind == opDelete:
+		fmt.Fprintf(&q, "INSERT INTO %s (%s) %s", b.t.name.quoted(d), s.quoteAll(b.cols), b.unnest())
+	case kind == opDelete:
 		fmt.Fprintf(&q, "DELETE FROM %s WHERE ", b.t.name.quoted(d))
 		if len(b.cols) == 1 {
 			q.WriteString(d.Quote(b.cols[0]) + " IN (")
 		} else {
 			q.WriteString("(" + s.quoteAll(b.cols) + ") IN (")
 		}
-		for r := 0; r < b.rows; r++ {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			if len(b.cols) > 1 {
-				q.WriteByte('(')
-			}
-			for c := range b.cols {
-				if c > 0 {
-					q.WriteString(", ")
-				}
-				n++
-				q.WriteString(d.Placeholder(n))
-			}
-			if len(b.cols) > 1 {
-				q.WriteByte(')')
-			}
-		}
+		b.placeholders(&q, rows, len(b.cols) > 1)
 		q.WriteByte(')')
 	default:
 		fmt.Fprintf(&q, "INSERT INTO %s (%s) VALUES ", b.t.name.quoted(d), s.quoteAll(b.cols))
-		for r := 0; r < b.rows; r++ {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('(')
-			for c := range b.cols {
-				if c > 0 {
-					q.WriteString(", ")
-				}
-				n++
-				q.WriteString(d.Placeholder(n))
-			}
-			q.WriteByte(')')
-		}
+		b.placeholders(&q, rows, true)
 	}
-	if b.kind == opUpsert {
+	if kind == opUpsert {
 		update := make([]string, 0, len(b.cols))
 		for _, c := range b.cols {
 			if !contains(b.t.key, c) {
@@ -595,44 +568,80 @@ func (b *batcher) flush(ctx context.Context) error {
 		}
 		q.WriteString(d.OnConflict(b.t.key, update))
 	}
-	s.dirty = true
-	err := b.exec(ctx, q.String())
-	b.reset()
-	return err
+	return q.String()
+}
+
+// placeholders writes rows tuples of one placeholder per column,
+// comma-separated, each in parentheses when paren.
+func (b *batcher) placeholders(q *strings.Builder, rows int, paren bool) {
+	n := 0
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			q.WriteString(", ")
+		}
+		if paren {
+			q.WriteByte('(')
+		}
+		for c := range b.cols {
+			if c > 0 {
+				q.WriteString(", ")
+			}
+			n++
+			q.WriteString(b.s.d.Placeholder(n))
+		}
+		if paren {
+			q.WriteByte(')')
+		}
+	}
+}
+
+// rowsSource is the derived table v of the queued rows.
+func (b *batcher) rowsSource(rows int, byArray bool) string {
+	if byArray {
+		return "(" + b.unnest() + ") AS v (" + b.s.quoteAll(b.cols) + ")"
+	}
+	types := make([]string, len(b.cols))
+	for i, c := range b.cols {
+		types[i] = b.t.cols[c]
+	}
+	return b.s.d.RowsSource(b.cols, types, rows)
 }
 
 // patch executes the queued partial rows (opPatch): it updates the
-// stored rows from the derived table src of them, then inserts those
-// whose key the table lacks, with the values they have. It asks the
-// target which keys those are rather than leaving it to a single
+// stored rows from the derived table of them, then inserts those whose
+// key the table lacks, with the values they have. It asks the target
+// which keys those are rather than leaving it to a single
 // INSERT ... SELECT ... WHERE NOT EXISTS, which MySQL refuses outright
 // when a column the rows lack is NOT NULL without a default, even if
-// every row exists. rowArgs are the queued values row by row.
-func (b *batcher) patch(ctx context.Context, src string, rowArgs []any) error {
+// every row exists. k is the UPDATE's shape; rowArgs are the queued
+// values row by row.
+func (b *batcher) patch(ctx context.Context, k shape, rowArgs []any) error {
 	s, d := b.s, b.s.d
 	defer b.reset()
 	s.dirty = true
-	if err := b.exec(ctx, b.updateFrom(src, false)); err != nil {
+	if err := b.exec(ctx, b.t.text(k, func() string { return b.statement(opPatch, b.rows, k.rows == 0) })); err != nil {
 		return err
 	}
 	nkey, ncol := len(b.t.key), len(b.cols)
-	keys := append(append([]string(nil), b.t.key...), "__sluice_row")
-	types := make([]string, 0, len(keys))
-	for _, k := range b.t.key {
-		types = append(types, b.t.cols[k])
-	}
-	types = append(types, d.ValueType(int64(0), false))
-	args := make([]any, 0, b.rows*len(keys))
+	args := make([]any, 0, b.rows*(nkey+1))
 	for r := 0; r < b.rows; r++ {
 		args = append(args, rowArgs[r*ncol:r*ncol+nkey]...)
 		args = append(args, int64(r))
 	}
-	match := make([]string, nkey)
-	for i, k := range b.t.key {
-		match[i] = "x." + d.Quote(k) + " = v." + d.Quote(k)
-	}
-	q := fmt.Sprintf("SELECT v.%s FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS x WHERE %s)",
-		d.Quote("__sluice_row"), d.RowsSource(keys, types, b.rows), b.t.name.quoted(d), strings.Join(match, " AND "))
+	q := b.t.text(shape{kind: opPatch, part: 1, rows: b.rows}, func() string {
+		keys := append(append([]string(nil), b.t.key...), "__sluice_row")
+		types := make([]string, 0, len(keys))
+		for _, k := range b.t.key {
+			types = append(types, b.t.cols[k])
+		}
+		types = append(types, d.ValueType(int64(0), false))
+		match := make([]string, nkey)
+		for i, k := range b.t.key {
+			match[i] = "x." + d.Quote(k) + " = v." + d.Quote(k)
+		}
+		return fmt.Sprintf("SELECT v.%s FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS x WHERE %s)",
+			d.Quote("__sluice_row"), d.RowsSource(keys, types, b.rows), b.t.name.quoted(d), strings.Join(match, " AND "))
+	})
 	missing, err := s.rowNumbers(ctx, q, args)
 	if err != nil {
 		if se, ok := err.(*statementError); ok {
@@ -643,26 +652,14 @@ func (b *batcher) patch(ctx context.Context, src string, rowArgs []any) error {
 	if len(missing) == 0 {
 		return nil
 	}
-	var ins strings.Builder
-	fmt.Fprintf(&ins, "INSERT INTO %s (%s) VALUES ", b.t.name.quoted(d), s.quoteAll(b.cols))
 	b.args = b.args[:0]
-	n := 0
-	for i, r := range missing {
-		if i > 0 {
-			ins.WriteString(", ")
-		}
-		ins.WriteByte('(')
-		for c := 0; c < ncol; c++ {
-			if c > 0 {
-				ins.WriteString(", ")
-			}
-			n++
-			ins.WriteString(d.Placeholder(n))
-		}
-		ins.WriteByte(')')
+	for _, r := range missing {
 		b.args = append(b.args, rowArgs[r*ncol:(r+1)*ncol]...)
 	}
-	return b.exec(ctx, ins.String())
+	ins := b.t.text(shape{kind: opInsert, cols: b.colsKey, rows: len(missing)}, func() string {
+		return b.statement(opInsert, len(missing), false)
+	})
+	return b.exec(ctx, ins)
 }
 
 // reset empties the queued statement.
@@ -675,7 +672,7 @@ func (b *batcher) reset() {
 // exec runs one statement over the queued rows' arguments; a failure
 // names the table and the first event of the statement.
 func (b *batcher) exec(ctx context.Context, query string) error {
-	err := onTable(b.s.exec(ctx, query, b.args...), b.t)
+	err := onTable(b.s.execCached(ctx, query, b.args...), b.t)
 	if se, ok := err.(*statementError); ok {
 		se.first = b.first
 	}
@@ -712,23 +709,17 @@ func (b *batcher) updateFrom(src string, onlyChanged bool) string {
 	return d.UpdateFrom(b.t.name.quoted(d), src, strings.Join(match, " AND "), changed, b.cols[nkey:])
 }
 
-// arrayArgs returns "SELECT * FROM unnest($1::T1[], ...)" over the
-// queued rows, one array parameter per column, and its arguments, where
-// the dialect can.
-func (b *batcher) arrayArgs() (string, []any, bool) {
-	ai, ok := b.s.d.(ArrayInserter)
-	if !ok {
-		return "", nil, false
+// arrayArgs replaces the queued arguments by one array parameter per
+// column, where the dialect can (ArrayInserter), and reports whether it
+// did. Array parameters keep the statement text the same for every
+// row count.
+func (b *batcher) arrayArgs() bool {
+	if !b.t.arrayable(b.s.d, b.colsKey, b.cols) {
+		return false
 	}
-	d := b.s.d
-	types := make([]string, len(b.cols))
-	for i, c := range b.cols {
-		if types[i], ok = ai.ArrayType(b.t.cols[c]); !ok {
-			return "", nil, false
-		}
-	}
+	ai := b.s.d.(ArrayInserter)
 	n := len(b.cols)
-	args := make([]any, n)
+	arrays := make([]any, n)
 	col := make([]any, b.rows)
 	for i := range b.cols {
 		for r := 0; r < b.rows; r++ {
@@ -736,20 +727,29 @@ func (b *batcher) arrayArgs() (string, []any, bool) {
 		}
 		p, err := ai.ArrayParam(col)
 		if err != nil {
-			return "", nil, false // the statement with one parameter per value reports it
+			return false // the statement with one parameter per value reports it
 		}
-		args[i] = p
+		arrays[i] = p
 	}
+	b.args = append(b.args[:0], arrays...)
+	return true
+}
+
+// unnest is "SELECT * FROM unnest($1::T1[], ...)", one array parameter
+// per column.
+func (b *batcher) unnest() string {
+	ai := b.s.d.(ArrayInserter)
 	var q strings.Builder
 	q.WriteString("SELECT * FROM unnest(")
-	for i, t := range types {
+	for i, c := range b.cols {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString(d.Placeholder(i+1) + "::" + t)
+		t, _ := ai.ArrayType(b.t.cols[c])
+		q.WriteString(b.s.d.Placeholder(i+1) + "::" + t)
 	}
 	q.WriteString(")")
-	return q.String(), args, true
+	return q.String()
 }
 
 func contains(list []string, s string) bool {

@@ -142,7 +142,7 @@ func (s *Sink) evolve(ctx context.Context, t *table, prev, cur *change.Relation,
 	if err != nil {
 		return &statementError{query: "select columns", err: err}
 	}
-	t.cols = cols
+	s.setColumns(t, cols)
 	return nil
 }
 

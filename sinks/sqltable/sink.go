@@ -66,6 +66,12 @@ type Sink struct {
 	baseDomains map[string]bool
 	// throttle holds writes to max_rows_per_second (nil: none).
 	throttle *throttle.Limiter
+	// stmts are the statement texts that repeat, by text, and their
+	// prepared statements (stmtcache.go); clock orders their uses, and
+	// txGen counts transactions, so that a statement bound to an
+	// earlier one is not reused.
+	stmts        map[string]*prepared
+	clock, txGen uint64
 }
 
 var (
@@ -430,7 +436,7 @@ func (s *Sink) flush(ctx context.Context, cp change.Checkpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := s.exec(ctx, s.cpSQL, s.pipeline, s.name, string(text), now); err != nil {
+	if err := s.execCached(ctx, s.cpSQL, s.pipeline, s.name, string(text), now); err != nil {
 		return s.classified(err)
 	}
 	err = s.tx.Commit()
@@ -497,6 +503,7 @@ func (s *Sink) Close() error {
 		s.endTx()
 	}
 	s.forgetTables()
+	s.unprepareAll()
 	if s.db == nil {
 		return nil
 	}
@@ -514,6 +521,7 @@ func (s *Sink) begin(ctx context.Context) error {
 		return s.wrap(err, "begin")
 	}
 	s.tx, s.dirty = tx, false
+	s.txGen++
 	return nil
 }
 

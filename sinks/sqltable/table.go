@@ -19,6 +19,10 @@ type table struct {
 	// rel is the source table's shape as of the last event written, to
 	// tell a schema change when the next event has another (see evolve).
 	rel *change.Relation
+	// texts are the statements built for t by shape (stmtcache.go), and
+	// arrays whether a column set travels as array parameters.
+	texts  map[shape]string
+	arrays map[string]bool
 }
 
 // extraColumns are the reserved columns the configured mode and delete
@@ -369,7 +373,7 @@ func (s *Sink) addColumns(ctx context.Context, t *table, e *change.Event, missin
 	if err != nil {
 		return &statementError{query: "select columns", err: err}
 	}
-	t.cols = cols
+	s.setColumns(t, cols)
 	return nil
 }
 

@@ -231,7 +231,7 @@ func (s *Sink) syncLabels(ctx context.Context, t *table, prev, cur *change.Relat
 		if err != nil {
 			return &statementError{query: "select columns", err: err}
 		}
-		t.cols = cols
+		s.setColumns(t, cols)
 	}
 	return nil
 }
