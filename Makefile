@@ -3,7 +3,7 @@
 #   make test   the whole test suite (installs and starts what it needs)
 GO ?= go
 
-.PHONY: build demo quickstart test bench bench-mysql bench-postgres clean
+.PHONY: build demo quickstart test bench bench-mysql bench-postgres bench-compare clean
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -28,3 +28,6 @@ bench-mysql:
 
 bench-postgres:
 	TARGET=postgres scripts/bench.sh
+
+bench-compare:
+	scripts/bench-compare.sh

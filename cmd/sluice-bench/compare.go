@@ -24,11 +24,13 @@ import (
 //     from a slot of its own to a discard (streaming), as
 //     sources/postgres BenchmarkStream's bare loop does;
 //   - the target's: the same rows and changes written into a copy of
-//     the target table (bench_users_bare) by the plainest fast loop
-//     database/sql allows: multi-row INSERT ... ON DUPLICATE KEY UPDATE
-//     or INSERT ... ON CONFLICT DO UPDATE of -batch-size rows, deletes as
-//     DELETE ... WHERE id IN (...), each statement prepared once and
-//     committed alone.
+//     the target table (bench_users_bare) by the fastest plain loop
+//     database/sql allows: into MariaDB a multi-row INSERT ... ON
+//     DUPLICATE KEY UPDATE of -batch-size rows, deletes as DELETE ...
+//     WHERE id IN (...); into PostgreSQL INSERT ... SELECT FROM
+//     unnest(one array per column) ON CONFLICT DO UPDATE and DELETE ...
+//     WHERE id = ANY($1), which beat a VALUES list there; each
+//     statement prepared once and committed alone.
 //
 // Source, target and sluice share the machine's cores, so a pipeline's
 // limit is the sum of its per-event costs, 1/(1/source + 1/target); the
@@ -179,6 +181,9 @@ func (b *bareTarget) close() {
 // stmt is the statement for rows rows (an upsert) or, with del, the
 // delete of rows ids; prepared once.
 func (b *bareTarget) stmt(ctx context.Context, rows int, del bool) (*sql.Stmt, error) {
+	if !b.mysql {
+		rows = 0 // arrays: one statement for every size
+	}
 	key := fmt.Sprint(rows, del)
 	if st, ok := b.prepped[key]; ok {
 		return st, nil
@@ -191,7 +196,13 @@ func (b *bareTarget) stmt(ctx context.Context, rows int, del bool) (*sql.Stmt, e
 	}
 	var q strings.Builder
 	n := 0
-	if del {
+	switch {
+	case !b.mysql && del:
+		q.WriteString("DELETE FROM bench_users_bare WHERE id = ANY($1::bigint[])")
+	case !b.mysql:
+		q.WriteString("INSERT INTO bench_users_bare (id, name, email, score, active, created_at) SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]::numeric[], $5::boolean[], $6::timestamptz[])" +
+			" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, score = EXCLUDED.score, active = EXCLUDED.active, created_at = EXCLUDED.created_at")
+	case del:
 		q.WriteString("DELETE FROM bench_users_bare WHERE id IN (")
 		for r := 0; r < rows; r++ {
 			if r > 0 {
@@ -201,7 +212,7 @@ func (b *bareTarget) stmt(ctx context.Context, rows int, del bool) (*sql.Stmt, e
 			q.WriteString(ph(n))
 		}
 		q.WriteString(")")
-	} else {
+	default:
 		q.WriteString("INSERT INTO bench_users_bare (id, name, email, score, active, created_at) VALUES ")
 		for r := 0; r < rows; r++ {
 			if r > 0 {
@@ -217,11 +228,7 @@ func (b *bareTarget) stmt(ctx context.Context, rows int, del bool) (*sql.Stmt, e
 			}
 			q.WriteString(")")
 		}
-		if b.mysql {
-			q.WriteString(" ON DUPLICATE KEY UPDATE name = VALUES(name), email = VALUES(email), score = VALUES(score), active = VALUES(active), created_at = VALUES(created_at)")
-		} else {
-			q.WriteString(" ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, score = EXCLUDED.score, active = EXCLUDED.active, created_at = EXCLUDED.created_at")
-		}
+		q.WriteString(" ON DUPLICATE KEY UPDATE name = VALUES(name), email = VALUES(email), score = VALUES(score), active = VALUES(active), created_at = VALUES(created_at)")
 	}
 	st, err := b.db.PrepareContext(ctx, q.String())
 	if err != nil {
@@ -259,6 +266,9 @@ func (b *bareTarget) apply(ctx context.Context, changes []bareChange) (float64, 
 		if err != nil {
 			return 0, err
 		}
+		if !b.mysql {
+			args = columns(args, del)
+		}
 		tx, err := b.db.BeginTx(ctx, nil)
 		if err != nil {
 			return 0, err
@@ -273,6 +283,29 @@ func (b *bareTarget) apply(ctx context.Context, changes []bareChange) (float64, 
 		i = j
 	}
 	return float64(len(changes)) / time.Since(start).Seconds(), nil
+}
+
+// columns turns row-by-row arguments into one array per column
+// (PostgreSQL's unnest), or the deleted ids into one.
+func columns(args []any, del bool) []any {
+	if del {
+		ids := make([]int64, len(args))
+		for i, v := range args {
+			ids[i] = v.(int64)
+		}
+		return []any{ids}
+	}
+	n := len(args) / 6
+	ids, names, emails, scores := make([]int64, n), make([]string, n), make([]*string, n), make([]string, n)
+	active, created := make([]bool, n), make([]time.Time, n)
+	for r := 0; r < n; r++ {
+		row := args[r*6 : r*6+6]
+		ids[r], names[r], scores[r], active[r], created[r] = row[0].(int64), row[1].(string), row[3].(string), row[4].(bool), row[5].(time.Time)
+		if e, ok := row[2].(string); ok {
+			emails[r] = &e
+		}
+	}
+	return []any{ids, names, emails, scores, active, created}
 }
 
 // equal checks that bench_users_bare holds what bench_users does.
