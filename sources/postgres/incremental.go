@@ -154,7 +154,7 @@ func (p *Postgres) copyChunk(ctx context.Context, conn *pgx.Conn, job ResyncJob,
 	if err := emitWatermark(ctx, conn, watermark{Slot: p.cfg.Slot, Kind: watermarkLow, Job: job.key(), Nonce: nonce}); err != nil {
 		return err
 	}
-	if _, err := wait(ctx, low); err != nil {
+	if res, err := wait(ctx, low); err != nil || res.retry != "" {
 		return err
 	}
 	// The stream has decoded every watermark before this one: the job's

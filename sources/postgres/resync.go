@@ -129,6 +129,34 @@ func (r *resyncs) live(nonce string) *chunk {
 	return r.chunks[nonce]
 }
 
+// retryAll tells every waiting worker to read its chunk again.
+func (r *resyncs) retryAll(why string) {
+	r.mu.Lock()
+	waiters := r.waiters
+	r.waiters = map[string]chan outcome{}
+	r.mu.Unlock()
+	for _, ch := range waiters {
+		ch <- outcome{retry: why}
+	}
+}
+
+// dropUncaptured stops the pending jobs of tables the source no longer
+// captures (removed from `tables` since the request).
+func (r *resyncs) dropUncaptured(captured func(string) bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	changed := false
+	for i := range r.state.Jobs {
+		if j := &r.state.Jobs[i]; j.Pending() && !captured(j.Table) {
+			j.Error, j.Finished, changed = "the table is no longer captured by the source (not in `tables`)", time.Now().UTC(), true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return r.save()
+}
+
 // signal tells the worker waiting for nonce (if any) the outcome.
 func (r *resyncs) signal(nonce string, o outcome) {
 	r.mu.Lock()
@@ -305,6 +333,18 @@ func (p *Postgres) jobsFor(ctx context.Context, req state.SnapshotRequest) ([]Re
 	return jobs, nil
 }
 
+// capturesName reports whether the table is one Open resolved or lies in
+// a schema the source captures as "schema.*" (or "*.*").
+func (p *Postgres) capturesName(name string) bool {
+	for _, t := range p.tables {
+		if t.qualified() == name {
+			return true
+		}
+	}
+	schema, _ := splitQualified(name)
+	return slices.Contains(p.cfg.Tables, schema+".*") || slices.Contains(p.cfg.Tables, "*.*")
+}
+
 // captured returns the table name if this source captures it: one Open
 // resolved, or a table created since in a schema it captures as
 // "schema.*" (read from the catalog); nil if it does not.
@@ -314,8 +354,7 @@ func (p *Postgres) captured(ctx context.Context, name string) (*table, error) {
 			return t, nil
 		}
 	}
-	schema, _ := splitQualified(name)
-	if !slices.Contains(p.cfg.Tables, schema+".*") && !slices.Contains(p.cfg.Tables, "*.*") {
+	if !p.capturesName(name) {
 		return nil, nil
 	}
 	conn, err := connect(ctx, p.cfg.DSN)

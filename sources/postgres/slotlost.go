@@ -265,7 +265,15 @@ func (p *Postgres) resnapshot(ctx context.Context, lost *SlotLost) error {
 		return err
 	}
 	p.stream.restart(cp)
+	// Watermarks written before the new slot's start are never decoded:
+	// the chunks they bracket are read again.
+	p.resync.retryAll("the replication slot was recreated")
 	if !copyTables {
+		if p.cfg.Snapshot == SnapshotIncremental {
+			if err := p.incrementalJobs(p.tables, nil, true); err != nil {
+				return err
+			}
+		}
 		p.start()
 		return nil
 	}

@@ -261,6 +261,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	if p.resync, err = newResyncs(p.st); err != nil {
 		return err
 	}
+	if err := p.resync.dropUncaptured(p.capturesName); err != nil {
+		return err
+	}
 	dec := newDecoder(p.name, types, nil)
 	dec.excluded = excludedColumns(p.cfg.Exclude)
 	dec.resync = &resyncDecoding{jobs: p.resync, slot: p.cfg.Slot, exclude: p.cfg.Exclude, windows: map[string]*window{}}
