@@ -249,7 +249,7 @@ func fromAttr(what string) attrSpec {
 
 // resolvedAttr and transactionsAttr are the Kafka, webhook and file
 // sinks' messages that tell consumers when they have everything
-// (docs/resolved.md).
+// (docs/operations.md (Resolved timestamps and transaction metadata)).
 var (
 	resolvedAttr = attrSpec{Name: "resolved", Type: tDuration, Field: "Resolved", DefaultDoc: "off",
 		Doc: "Emit a resolved message at most this often: a timestamp T such that every change committed at or before T (`tx.commit_time`, Debezium's `source.ts_ms`) has been written before it. T follows the source server's clock, through its heartbeats also while the tables are idle, and never goes backwards."}
@@ -533,7 +533,7 @@ var sinkSpecs = []*blockSpec{
 // withDoc returns a resolved or transactions attribute with what it
 // means for one sink after its documentation.
 func withDoc(a attrSpec, more string) attrSpec {
-	a.Doc += more + " See docs/resolved.md."
+	a.Doc += more + " See docs/operations.md (Resolved timestamps and transaction metadata)."
 	return a
 }
 

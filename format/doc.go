@@ -10,7 +10,7 @@
 // RFC 3339 with nanoseconds in UTC. Marks are never encoded.
 //
 // Both formats also encode the messages of Meta, which sinks write when
-// asked to (docs/resolved.md): resolved timestamps, transaction BEGIN and
+// asked to (docs/operations.md (Resolved timestamps and transaction metadata)): resolved timestamps, transaction BEGIN and
 // END events, and data events that carry their place in their source
 // transaction. DecodeNative accepts (and ignores) a data event's
 // "transaction" block; BEGIN, END and resolved lines are not change

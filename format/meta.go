@@ -8,7 +8,7 @@ import (
 )
 
 // Besides row changes, a sink can write two kinds of messages that tell
-// consumers when they have everything (docs/resolved.md): resolved
+// consumers when they have everything (docs/operations.md (Resolved timestamps and transaction metadata)): resolved
 // timestamps and transaction metadata (BEGIN and END per source
 // transaction, and each data event's place in its transaction). Both
 // formats encode them; Meta is how a sink asks for them.

@@ -25,5 +25,5 @@
 // bytes, so a restarted sink goes on from it and T never goes backwards in
 // the file. On standard output a kill -9 between printing a resolved line
 // and the state file saving its Flush can print a lower T after the
-// restart (see docs/resolved.md).
+// restart (see docs/operations.md (Resolved timestamps and transaction metadata)).
 package file

@@ -1,5 +1,5 @@
 // Package txmeta is what the Kafka, webhook and file sinks share to tell
-// their consumers when they have everything (docs/resolved.md): resolved
+// their consumers when they have everything (docs/operations.md (Resolved timestamps and transaction metadata)): resolved
 // timestamps (`resolved = "10s"`) and transaction metadata
 // (`transactions = true`). The sinks write the messages; this package
 // decides what they are and when, so the three behave alike.

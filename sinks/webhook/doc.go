@@ -28,7 +28,7 @@
 // returns, so a restarted sink goes on from it; but the engine saves those
 // bytes after Flush returns, so a kill -9 in between can make the next T
 // after the restart lower than one the receiver already has (see
-// docs/resolved.md: keep the highest).
+// docs/operations.md (Resolved timestamps and transaction metadata): keep the highest).
 //
 // A Sink is used from one goroutine, as engine.Sink requires. It holds at
 // most one batch of events in memory.
