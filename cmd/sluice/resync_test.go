@@ -47,6 +47,19 @@ sink "file" "log" {
 `, filepath.Join(dir, "resync.db"), src, snapshot, target, filepath.Join(dir, "log.jsonl")))
 }
 
+// resyncSetup starts PostgreSQL and MariaDB, fills public.items with n
+// rows and writes resyncPipeline with the snapshot mode.
+func resyncSetup(t *testing.T, n int, snapshot string) (src, target, dir, file string) {
+	t.Helper()
+	cl := startCluster(t)
+	srv := startMariaDB(t)
+	src, target = cl.CreateDB(t), srv.CreateDB(t)
+	mustExecPG(t, src, fmt.Sprintf(`CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
+		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, %d) g; ANALYZE items`, n))
+	dir = t.TempDir()
+	return src, target, dir, resyncPipeline(t, dir, src, target, snapshot)
+}
+
 // churn changes random rows of items until stop, one change per
 // transaction: updates, deletes, inserts and primary-key moves. It
 // counts the changes that touched a row: each is one streamed event.
@@ -117,13 +130,7 @@ func resyncJob(st observe.Status, prefix string) *observe.Resync {
 // append-mode file sink holds every streamed change exactly once.
 func TestSnapshotCommandRecopiesWhileWritingAndKilled(t *testing.T) {
 	const n = 200_000
-	cl := startCluster(t)
-	srv := startMariaDB(t)
-	src, target := cl.CreateDB(t), srv.CreateDB(t)
-	mustExecPG(t, src, fmt.Sprintf(`CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
-		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, %d) g; ANALYZE items`, n))
-	dir := t.TempDir()
-	file := resyncPipeline(t, dir, src, target, "initial")
+	src, target, dir, file := resyncSetup(t, n, "initial")
 	my := openSQL(t, "mysql", target)
 	pg := openSQL(t, "pgx", src)
 	run := startRun(t, file)
@@ -248,13 +255,7 @@ func scalarSQL(t *testing.T, db *sql.DB, query string) string {
 // holds every streamed change once.
 func TestIncrementalInitialCopyKilled(t *testing.T) {
 	const n = 100_000
-	cl := startCluster(t)
-	srv := startMariaDB(t)
-	src, target := cl.CreateDB(t), srv.CreateDB(t)
-	mustExecPG(t, src, fmt.Sprintf(`CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
-		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, %d) g; ANALYZE items`, n))
-	dir := t.TempDir()
-	file := resyncPipeline(t, dir, src, target, "incremental")
+	src, target, dir, file := resyncSetup(t, n, "incremental")
 	run := startRun(t, file)
 	// The writer starts once the slot exists: what commits before it is
 	// in the copy, not in the stream.
@@ -293,13 +294,7 @@ func TestIncrementalInitialCopyKilled(t *testing.T) {
 // while the pipeline is stopped runs at its next start; --where copies
 // only the rows it selects, and --sink only into that sink.
 func TestSnapshotRequestWhileStoppedWithWhereForOneSink(t *testing.T) {
-	cl := startCluster(t)
-	srv := startMariaDB(t)
-	src, target := cl.CreateDB(t), srv.CreateDB(t)
-	mustExecPG(t, src, `CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, n int NOT NULL);
-		INSERT INTO items SELECT g, 'item ' || g, g FROM generate_series(1, 5000) g`)
-	dir := t.TempDir()
-	file := resyncPipeline(t, dir, src, target, "initial")
+	_, target, dir, file := resyncSetup(t, 5000, "initial")
 	my := openSQL(t, "mysql", target)
 	run := startRun(t, file)
 	for deadline := time.Now().Add(time.Minute); scalarSQL(t, my, "SELECT count(*) FROM items") != "5000"; {

@@ -206,7 +206,11 @@ func writeResync(w io.Writer, source string, jobs []observe.Resync) {
 		case j.Done:
 			state = "done"
 		}
-		line := fmt.Sprintf("  %s %s: %s, %s", j.Request, j.Table, state, rowsText(j.RowsDone, j.RowsEstimated))
+		rows := rowsText(j.RowsDone, j.RowsEstimated)
+		if !j.Pending() {
+			rows = fmt.Sprintf("%d rows", j.RowsDone)
+		}
+		line := fmt.Sprintf("  %s %s: %s, %s", j.Request, j.Table, state, rows)
 		if j.Sink != "" {
 			line += ", for sink " + j.Sink
 		}

@@ -303,6 +303,9 @@ func (p *Postgres) jobsFor(ctx context.Context, req state.SnapshotRequest) ([]Re
 			return nil, fmt.Errorf("table %s has no primary key: an incremental snapshot reads it in key ranges; give it one, or copy it again with `sluice drop` and a new initial snapshot", name)
 		}
 		job := ResyncJob{Request: req.ID, Table: name, Sink: req.Sink, Where: req.Where, RowsEstimated: t.Estimate, Started: now}
+		if req.Where != "" {
+			job.RowsEstimated = 0 // the table's size says nothing of the rows the predicate selects
+		}
 		var ranges []state.KeyRange
 		for _, r := range req.Ranges {
 			if r.Table == name {
