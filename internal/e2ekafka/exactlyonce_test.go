@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -36,21 +35,7 @@ func TestExactlyOnceUnderKill(t *testing.T) {
 		pause = 10 * time.Millisecond
 		topic = "eo.public.items"
 	)
-	setup(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	dsn := pg.CreateDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	brokers, dsn, conn, ctx := kafkaAndPostgres(t, 4*time.Minute)
 	// FULL: a delete's before carries the version too.
 	if _, err := conn.Exec(ctx, "CREATE TABLE items (id int PRIMARY KEY, ver int NOT NULL, note text); ALTER TABLE items REPLICA IDENTITY FULL"); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package e2ekafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -245,4 +247,26 @@ func readCommitted(t *testing.T, brokers []string, topic string, opts ...kgo.Opt
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// kafkaAndPostgres gives one test an in-process Kafka cluster (kfake, one
+// broker), a PostgreSQL database of the shared cluster, a connection to
+// it and a context that ends after timeout; all are released when the
+// test ends.
+func kafkaAndPostgres(t *testing.T, timeout time.Duration) (brokers []string, dsn string, conn *pgx.Conn, ctx context.Context) {
+	t.Helper()
+	setup(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	dsn = pg.CreateDB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	if conn, err = pgx.Connect(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return cluster.ListenAddrs(), dsn, conn, ctx
 }

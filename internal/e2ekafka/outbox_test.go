@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -26,21 +25,7 @@ import (
 func TestOutboxRoutesExactlyOnce(t *testing.T) {
 	const total = 6_000
 	types := []string{"order", "customer", "invoice"}
-	setup(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	dsn := pg.CreateDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	brokers, dsn, conn, ctx := kafkaAndPostgres(t, 3*time.Minute)
 	if _, err := conn.Exec(ctx, `CREATE TABLE outbox (id bigint PRIMARY KEY, aggregatetype text NOT NULL, aggregateid text NOT NULL, payload jsonb NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}

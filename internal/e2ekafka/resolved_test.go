@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -96,21 +95,7 @@ func TestResolvedUnderKill(t *testing.T) {
 		kills = 2
 		pause = 15 * time.Millisecond
 	)
-	setup(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	dsn := pg.CreateDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	brokers, dsn, conn, ctx := kafkaAndPostgres(t, 4*time.Minute)
 	if _, err := conn.Exec(ctx, "CREATE TABLE a (id int PRIMARY KEY, note text); CREATE TABLE b (id int PRIMARY KEY, note text)"); err != nil {
 		t.Fatal(err)
 	}
@@ -230,21 +215,7 @@ sink "kafka" "events" {
 // resolved messages with increasing T keep arriving, at least 5 of them,
 // in every partition of the Kafka sink's topic and in the file sink.
 func TestResolvedWhileIdle(t *testing.T) {
-	setup(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	dsn := pg.CreateDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	brokers, dsn, conn, ctx := kafkaAndPostgres(t, 2*time.Minute)
 	if _, err := conn.Exec(ctx, "CREATE TABLE items (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -157,21 +156,8 @@ func (c *txCheck) verify(t *testing.T, sink string, want map[string]map[string]i
 func TestTransactionMetadata(t *testing.T) {
 	const txs = 1000
 	tables := []string{"t1", "t2", "t3"}
-	setup(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	dsn := pg.CreateDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	brokers, dsn, conn, ctx := kafkaAndPostgres(t, 4*time.Minute)
+	var err error
 	for _, tb := range tables {
 		if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (id int PRIMARY KEY, note text)", tb)); err != nil {
 			t.Fatal(err)
