@@ -57,6 +57,11 @@ func (r *run) checkpoint(ctx context.Context) error {
 			r.obs.Failed("checkpoint", err)
 			return Permanent(err)
 		}
+		for name, rec := range sv.Sinks {
+			if n, ok := r.sinks[name].(SaveNotifier); ok {
+				n.Saved(rec.Checkpoint)
+			}
+		}
 		r.progress.Store(true)
 		for name, cp := range sv.Acks {
 			if err := r.sources[name].Ack(ctx, cp); err != nil {
