@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 )
 
 // shape identifies the text of a statement the batcher runs on a table:
@@ -70,6 +71,10 @@ func (s *Sink) setColumns(t *table, cols map[string]string) {
 // once; the least recently used goes first.
 const maxStatements = 256
 
+// prepareWait bounds how long preparing a statement may wait for a
+// connection of the pool.
+const prepareWait = 100 * time.Millisecond
+
 // prepared is one statement text the sink has run: how often, and its
 // statement prepared on the pool once it has run twice.
 type prepared struct {
@@ -104,10 +109,17 @@ func (s *Sink) execCached(ctx context.Context, query string, args ...any) error 
 	s.clock++
 	p.last = s.clock
 	p.uses++
-	if p.stmt == nil && p.uses >= 2 {
-		if st, err := s.db.PrepareContext(ctx, query); err == nil {
+	if p.stmt == nil && p.uses >= 2 && s.db.Stats().Idle > 0 {
+		// Preparing takes a connection of the pool besides the one the
+		// transaction holds: only when one is idle, and never waiting for
+		// one (the pool is small, and whoever holds the other connection
+		// may be waiting for this transaction), else the text runs as it
+		// is and is prepared at a later use.
+		pctx, cancel := context.WithTimeout(ctx, prepareWait)
+		if st, err := s.db.PrepareContext(pctx, query); err == nil {
 			p.stmt = st
 		} // else run it as it is, which reports the error as the statement's
+		cancel()
 	}
 	var err error
 	if p.stmt == nil {
