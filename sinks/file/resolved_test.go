@@ -57,9 +57,11 @@ func resolvedOf(t *testing.T, lines []string) []time.Time {
 	return out
 }
 
-// TestResolvedLines: a Flush ends with a resolved line once per interval,
-// also when only heartbeats (Marks) came, never lower than the last one,
-// and a reopen after a crash goes on from the saved T.
+// TestResolvedLines: once per interval a Flush finds a resolved line
+// due, also when only heartbeats (Marks) came, never lower than the last
+// one; it is written at the first Flush after the engine saved the bytes
+// that record it (Saved), and a reopen after a crash goes on from the
+// saved T, held ones included.
 func TestResolvedLines(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "out.jsonl")
@@ -68,7 +70,9 @@ func TestResolvedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	cp := change.Checkpoint{}
-	flush := func(events []change.Event) []byte {
+	// flush writes events and flushes; the engine saves the bytes at once
+	// unless the process dies first (!save).
+	flush := func(events []change.Event, save bool) []byte {
 		t.Helper()
 		if err := s.Write(ctx, events); err != nil {
 			t.Fatal(err)
@@ -76,17 +80,25 @@ func TestResolvedLines(t *testing.T) {
 		for _, e := range events {
 			cp.Advance(e.Position)
 		}
-		saved, err := s.Flush(ctx, cp)
+		saved, err := s.Flush(ctx, cp.Clone())
 		if err != nil {
 			t.Fatal(err)
 		}
+		if save {
+			s.Saved(cp.Clone())
+		}
 		return saved
 	}
-	flush(pgTx(7, 100, commit0, "users", "users"))
+	flush(pgTx(7, 100, commit0, "users", "users"), true)
+	if r := resolvedOf(t, lines(t, path)); len(r) != 0 {
+		t.Fatalf("resolved %v at the Flush that found it due, before its bytes were saved", r)
+	}
 	*now = now.Add(2 * time.Second) // same interval: no second resolved line
-	flush(pgTx(8, 200, commit0.Add(time.Second), "users"))
+	flush(pgTx(8, 200, commit0.Add(time.Second), "users"), true)
 	*now = now.Add(10 * time.Second)
-	saved := flush(pgTx(9, 300, commit0.Add(3*time.Second))) // a heartbeat
+	flush(pgTx(9, 300, commit0.Add(3*time.Second)), true) // a heartbeat
+	*now = now.Add(time.Second)
+	flush(nil, true)
 	got := lines(t, path)
 	want := []time.Time{commit0.Add(-txmeta.CommitSkew), commit0.Add(3*time.Second - txmeta.CommitSkew)}
 	if r := resolvedOf(t, got); len(r) != 2 || !r[0].Equal(want[0]) || !r[1].Equal(want[1]) {
@@ -96,24 +108,37 @@ func TestResolvedLines(t *testing.T) {
 		t.Errorf("lines:\n%s", strings.Join(got, "\n"))
 	}
 
-	// Written after the saved Flush, then a crash: the reopened file ends
-	// at the saved T, and a later commit time earlier than it (commit
-	// times are not monotonic) brings no lower T.
+	// A resolved line found due and saved as held, written at the next
+	// Flush, then a crash before that Flush was saved: the reopened file
+	// is cut back before the line, and no T at or below it comes after,
+	// not even for a later commit time earlier than it (commit times are
+	// not monotonic).
 	*now = now.Add(10 * time.Second)
-	flush(pgTx(10, 400, commit0.Add(9*time.Second)))
+	saved := flush(pgTx(10, 400, commit0.Add(9*time.Second)), true)
+	flush(pgTx(11, 450, commit0.Add(10*time.Second)), false)
+	if r := resolvedOf(t, lines(t, path)); len(r) != 3 || !r[2].Equal(commit0.Add(8*time.Second)) {
+		t.Fatalf("before the crash: resolved %v, want the held T written", r)
+	}
 	s.Close()
 	s2, now2 := metaSink(t, path, 10*time.Second, false)
 	*now2 = now.Add(10 * time.Second)
 	s = s2
-	if _, err := s.Open(ctx, saved); err != nil {
+	opened, err := s.Open(ctx, saved)
+	if err != nil {
 		t.Fatal(err)
 	}
+	cp = opened
 	if r := resolvedOf(t, lines(t, path)); len(r) != 2 {
 		t.Fatalf("after reopen: resolved %v, want the 2 saved", r)
 	}
-	flush(pgTx(10, 400, commit0.Add(2*time.Second)))
+	flush(pgTx(11, 450, commit0.Add(2*time.Second)), true)
+	flush(nil, true)
+	if r := resolvedOf(t, lines(t, path)); len(r) != 2 {
+		t.Fatalf("after reopen, a commit time earlier than the held T: resolved %v", r)
+	}
 	*now2 = now2.Add(10 * time.Second)
-	flush(pgTx(11, 500, commit0.Add(20*time.Second)))
+	flush(pgTx(12, 500, commit0.Add(20*time.Second)), true)
+	flush(nil, true)
 	r := resolvedOf(t, lines(t, path))
 	if len(r) != 3 || !r[2].Equal(commit0.Add(20*time.Second-txmeta.CommitSkew)) {
 		t.Fatalf("after reopen: resolved %v", r)

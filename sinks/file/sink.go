@@ -21,16 +21,18 @@ import (
 const bufferSize = 256 << 10
 
 // Sink writes JSON Lines to a file or standard output. It is used from
-// one goroutine, as engine.Sink requires.
+// one goroutine, as engine.Sink requires; Saved may be called from
+// another.
 type Sink struct {
 	name   string
 	path   string
 	format format.Meta
 	stdout io.Writer // where path "-" writes; os.Stdout
 	// txs numbers transactions (transactions = true) and resolver emits
-	// resolved lines (resolved = "..."); nil when off.
+	// resolved lines (resolved = "..."), each once the bytes recording it
+	// are saved (Saved); nil when off.
 	txs      *txmeta.Transactions
-	resolver *txmeta.Resolver
+	resolver *txmeta.Held
 	now      func() time.Time
 
 	f      *os.File
@@ -39,7 +41,10 @@ type Sink struct {
 	line   []byte
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink         = (*Sink)(nil)
+	_ engine.SaveNotifier = (*Sink)(nil)
+)
 
 // New builds the sink of a `sink "file"` block.
 func New(_ engine.Build, s *dsl.Sink) (engine.Sink, error) {
@@ -55,7 +60,7 @@ func New(_ engine.Build, s *dsl.Sink) (engine.Sink, error) {
 		sk.txs = txmeta.NewTransactions()
 	}
 	if s.File.Resolved > 0 {
-		sk.resolver = txmeta.NewResolver(s.File.Resolved)
+		sk.resolver = txmeta.NewHeld(s.File.Resolved)
 	}
 	return sk, nil
 }
@@ -65,8 +70,9 @@ type saved struct {
 	Version    int               `json:"v"`
 	Checkpoint change.Checkpoint `json:"checkpoint"`
 	Length     int64             `json:"length"`
-	// Resolved is the resolver's state (txmeta.Resolver.State), with
-	// resolved lines on: the last T written, at Length.
+	// Resolved is the resolver's state (txmeta.Held.State), with
+	// resolved lines on: the last T written before Length, and the one
+	// held back.
 	Resolved json.RawMessage `json:"resolved,omitempty"`
 }
 
@@ -172,18 +178,18 @@ func (s *Sink) writeLine() error {
 	return nil
 }
 
-// Flush writes the buffer (and, when one is due, a resolved line after
-// it), fsyncs the file and returns the checkpoint and the file's length
-// for the next Open.
+// Flush writes the buffer (and after it the resolved line found due at
+// an earlier Flush whose bytes the engine has since saved, see
+// txmeta.Held), fsyncs the file and returns the checkpoint and the
+// file's length for the next Open.
 func (s *Sink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, error) {
-	var res format.Resolved
-	due, now := false, s.now()
 	if s.resolver != nil {
-		if res, due = s.resolver.Due(cp, now); due {
-			s.line = s.format.AppendResolved(s.line[:0], &res)
-			if err := s.writeLine(); err != nil {
-				return nil, err
-			}
+		err := s.resolver.Flush(cp, s.now(), func(res *format.Resolved) error {
+			s.line = s.format.AppendResolved(s.line[:0], res)
+			return s.writeLine()
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if err := s.w.Flush(); err != nil {
@@ -196,12 +202,19 @@ func (s *Sink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, error) {
 	}
 	sv := saved{Version: 1, Checkpoint: cp, Length: s.length}
 	if s.resolver != nil {
-		if due {
-			s.resolver.Emitted(res, now)
-		}
 		sv.Resolved = s.resolver.State()
 	}
 	return json.Marshal(sv)
+}
+
+// Saved is engine.SaveNotifier: the bytes of the Flush that brought the
+// sink to cp are saved, so a resolved line they hold back may be written.
+// It is called from the engine's checkpointer, concurrently with Write
+// and Flush.
+func (s *Sink) Saved(cp change.Checkpoint) {
+	if s.resolver != nil {
+		s.resolver.Saved(cp)
+	}
 }
 
 // Close closes the file without flushing: what was not flushed is not

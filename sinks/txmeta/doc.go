@@ -23,6 +23,12 @@
 // state (State, Restore) goes wherever the sink keeps what must survive a
 // restart, so T never goes backwards.
 //
-// Neither type is safe for concurrent use; a sink uses them from the one
-// goroutine that calls Write and Flush.
+// Held is the Resolver of a sink whose state lives only in the bytes its
+// Flush returns, which the engine saves after Flush returns (webhook,
+// file): it holds a due message back until the engine reports those
+// bytes saved (engine.SaveNotifier) and sends it at a later Flush, so a
+// kill -9 cannot make a restarted sink send a lower T.
+//
+// None of these types is safe for concurrent use, Held.Saved excepted; a
+// sink uses them from the one goroutine that calls Write and Flush.
 package txmeta

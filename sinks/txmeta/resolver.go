@@ -101,9 +101,11 @@ func (r *Resolver) Emitted(res format.Resolved, now time.Time) {
 // Last is the last T emitted (zero before the first).
 func (r *Resolver) Last() time.Time { return r.last }
 
-// state is the JSON form of a Resolver's state.
+// state is the JSON form of a Resolver's state. Pending is a Held's T
+// found due but not sent yet (nil: none).
 type state struct {
 	Resolved time.Time     `json:"resolved"`
+	Pending  *time.Time    `json:"pending,omitempty"`
 	Streams  []streamState `json:"streams,omitempty"`
 }
 
@@ -116,8 +118,12 @@ type streamState struct {
 
 // State returns what Restore needs to go on after a restart: the last T
 // emitted and each stream's commit time and position.
-func (r *Resolver) State() json.RawMessage {
-	s := state{Resolved: r.last}
+func (r *Resolver) State() json.RawMessage { return r.marshal(r.last, nil) }
+
+// marshal is the JSON form of the state with last as the last T emitted
+// and pending as a T due but not emitted yet (nil: none).
+func (r *Resolver) marshal(last time.Time, pending *time.Time) json.RawMessage {
+	s := state{Resolved: last, Pending: pending}
 	for st, m := range r.streams {
 		s.Streams = append(s.Streams, streamState{Source: st.Source, Partition: st.Partition, Time: m.time, Position: m.pos.String()})
 	}
@@ -125,26 +131,40 @@ func (r *Resolver) State() json.RawMessage {
 	return b
 }
 
-// Restore replaces the state with one State returned; empty (or null)
-// means none: nothing emitted yet.
+// Restore replaces the state with one State (or Held.State) returned;
+// empty (or null) means none: nothing emitted yet. The last T emitted
+// becomes the later of the state's last T and its pending one, so that
+// no T lower than either is emitted.
 func (r *Resolver) Restore(b []byte) error {
+	_, err := r.restore(b)
+	return err
+}
+
+// restore is Restore; it also returns the state's last T emitted, the
+// pending one left out.
+func (r *Resolver) restore(b []byte) (time.Time, error) {
 	r.last, r.at = time.Time{}, time.Time{}
 	clear(r.streams)
 	if len(b) == 0 || string(b) == "null" {
-		return nil
+		return time.Time{}, nil
 	}
 	var s state
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("resolved state: %v", err)
+		return time.Time{}, fmt.Errorf("resolved state: %v", err)
 	}
-	r.last = s.Resolved.UTC()
 	for _, m := range s.Streams {
 		st := change.Stream{Source: m.Source, Partition: m.Partition}
 		p, err := change.ParsePosition(st, m.Position)
 		if err != nil {
-			return fmt.Errorf("resolved state of stream %s: %v", st, err)
+			clear(r.streams)
+			return time.Time{}, fmt.Errorf("resolved state of stream %s: %v", st, err)
 		}
 		r.streams[st] = streamMark{time: m.Time.UTC(), pos: p}
 	}
-	return nil
+	sent := s.Resolved.UTC()
+	r.last = sent
+	if s.Pending != nil && s.Pending.After(r.last) {
+		r.last = s.Pending.UTC()
+	}
+	return sent, nil
 }

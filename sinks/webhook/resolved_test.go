@@ -27,14 +27,15 @@ func pgTx(xid, lsn uint64, at time.Time, tables ...string) []change.Event {
 	return append(out, change.Event{Op: change.Mark, Tx: tx, Boundary: true, Position: change.Position{Source: "app", Offset: lsn, Index: 1<<32 - 1}})
 }
 
-// TestResolvedRequestsAreSignedAndRetried: after the batch a Flush
-// delivers, a resolved request of its own follows, signed, with the same
-// Idempotency-Key on every attempt, retried through 503s with backoff
-// like a batch; the saved bytes keep its T, so a reopened sink sends no
-// lower one.
+// TestResolvedRequestsAreSignedAndRetried: a resolved request found due
+// at a Flush waits until the engine has saved that Flush's bytes (Saved),
+// then goes at the next Flush after its batch, as a request of its own,
+// signed, with the same Idempotency-Key on every attempt, retried through
+// 503s with backoff like a batch; the saved bytes keep its T, so a
+// reopened sink sends no lower one, nor the same again.
 func TestResolvedRequestsAreSignedAndRetried(t *testing.T) {
 	rc := newReceiver(t, func(n int, body []byte, w http.ResponseWriter, r *http.Request) int {
-		if strings.HasPrefix(string(body), `{"resolved"`) && n%3 != 0 {
+		if strings.HasPrefix(string(body), `{"resolved"`) && n < 3 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return http.StatusServiceUnavailable
 		}
@@ -59,8 +60,29 @@ func TestResolvedRequestsAreSignedAndRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if reqs := rc.requests(); len(reqs) != 1 || !strings.HasPrefix(string(reqs[0].body), "[") {
+		t.Fatalf("%d requests, want the batch alone (the resolved request waits for the save): %+v", len(reqs), reqs)
+	}
+	// Flushed again before the engine saved the first Flush's bytes:
+	// still held.
+	hb := pgTx(8, 200, commit0.Add(5*time.Second))
+	s.Write(ctx, hb)
+	cp2 := cp.Clone()
+	cp2.Advance(hb[0].Position)
+	if _, err := s.Flush(ctx, cp2); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.requests()); n != 1 {
+		t.Fatalf("%d requests before the save, want 1", n)
+	}
+	// Saved: the next Flush sends it, and nothing more (same interval).
+	s.Saved(cp)
+	saved3, err := s.Flush(ctx, cp2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reqs := rc.requests()
-	if len(reqs) != 4 || !strings.HasPrefix(string(reqs[0].body), "[") {
+	if len(reqs) != 4 {
 		t.Fatalf("%d requests, want the batch and a resolved request that took 3 attempts: %+v", len(reqs), reqs)
 	}
 	want := `{"resolved":"2026-01-02T03:04:04Z","position":"100.4294967295"}`
@@ -82,33 +104,35 @@ func TestResolvedRequestsAreSignedAndRetried(t *testing.T) {
 		t.Errorf("waits %v, want two backoffs", *waits)
 	}
 
-	// Within the interval, nothing more; an idle heartbeat in the next one
-	// moves T on.
-	hb := pgTx(8, 200, commit0.Add(5*time.Second))
-	if err := s.Write(ctx, hb); err != nil {
-		t.Fatal(err)
-	}
-	cp.Advance(hb[0].Position)
-	if _, err := s.Flush(ctx, cp); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(rc.requests()); n != 4 {
-		t.Fatalf("%d requests after a Flush in the same interval, want 4", n)
-	}
-
-	// Reopened from the first Flush's bytes (the second's were lost):
-	// it knows the T it sent.
+	// Reopened from the bytes of the Flush that sent it: it knows the T.
 	s2 := build(t, b)
 	recordSleeps(s2)
 	s2.now = func() time.Time { return now.Add(time.Minute) }
-	if _, err := s2.Open(ctx, saved); err != nil {
+	if _, err := s2.Open(ctx, saved3); err != nil {
 		t.Fatal(err)
 	}
 	if !s2.resolver.Last().Equal(commit0.Add(-txmeta.CommitSkew)) {
 		t.Errorf("reopened: last T %v", s2.resolver.Last())
 	}
+	// Reopened from the first Flush's bytes (a kill -9 before the later
+	// ones were saved), where T was held: replaying from there sends it
+	// not again, and the next T only after the bytes holding it are saved.
+	if _, err := s2.Open(ctx, saved); err != nil {
+		t.Fatal(err)
+	}
+	s2.Write(ctx, hb)
+	for range 2 {
+		if _, err := s2.Flush(ctx, cp2); err != nil {
+			t.Fatal(err)
+		}
+		s2.Saved(cp2)
+	}
+	reqs = rc.requests()
+	if got := reqs[len(reqs)-1].body; len(reqs) != 5 || string(got) != `{"resolved":"2026-01-02T03:04:09Z","position":"200.4294967295"}` {
+		t.Fatalf("after reopening from the held T: %d requests, the last %s; want one more, the heartbeat's T", len(reqs), got)
+	}
 	// The bytes of a sink without resolved still open.
-	bare, _ := cp.MarshalJSON()
+	bare, _ := cp2.MarshalJSON()
 	if got, err := s2.Open(ctx, bare); err != nil || !got.Covers(hb[0].Position) {
 		t.Errorf("Open(bare checkpoint) = %v, %v", got, err)
 	}
@@ -133,7 +157,12 @@ func TestResolvedRefusedIsPermanent(t *testing.T) {
 	s.Open(ctx, nil)
 	events := pgTx(7, 100, commit0, "users")
 	s.Write(ctx, events)
-	_, err := s.Flush(ctx, change.Checkpoint{{Source: "app"}: events[1].Position})
+	cp := change.Checkpoint{{Source: "app"}: events[1].Position}
+	if _, err := s.Flush(ctx, cp); err != nil {
+		t.Fatal(err)
+	}
+	s.Saved(cp)
+	_, err := s.Flush(ctx, cp)
 	if err == nil || !engine.IsPermanent(err) || !strings.Contains(err.Error(), "resolved") {
 		t.Fatalf("Flush = %v, want a permanent error about the resolved request", err)
 	}

@@ -61,9 +61,10 @@ type Sink struct {
 	client       *http.Client
 	log          *slog.Logger
 	// txs numbers transactions (transactions = true) and resolver sends
-	// resolved requests (resolved = "..."); nil when off.
+	// resolved requests (resolved = "..."), each once the bytes recording
+	// it are saved (Saved); nil when off.
 	txs      *txmeta.Transactions
-	resolver *txmeta.Resolver
+	resolver *txmeta.Held
 	now      func() time.Time
 
 	pending []item // written, not yet delivered; at most batch
@@ -74,7 +75,10 @@ type Sink struct {
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
-var _ engine.Sink = (*Sink)(nil)
+var (
+	_ engine.Sink         = (*Sink)(nil)
+	_ engine.SaveNotifier = (*Sink)(nil)
+)
 
 // item is one element of a request's array: an event (with its place in
 // its source transaction, with transactions on) or, when meta is set, a
@@ -134,7 +138,7 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 		sk.txs = txmeta.NewTransactions()
 	}
 	if c.Resolved > 0 {
-		sk.resolver = txmeta.NewResolver(c.Resolved)
+		sk.resolver = txmeta.NewHeld(c.Resolved)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 4
@@ -145,8 +149,8 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 }
 
 // saved is what Flush returns with resolved on (without it, the bare
-// checkpoint): the checkpoint and the resolver's state, so that a
-// restarted sink goes on from the last T it sent.
+// checkpoint): the checkpoint and the resolver's state (txmeta.Held), so
+// that a restarted sink sends no T lower than one it sent or held.
 type saved struct {
 	Version    int               `json:"v"`
 	Checkpoint change.Checkpoint `json:"checkpoint"`
@@ -262,9 +266,11 @@ func (s *Sink) queue(ctx context.Context, it item, earlier *int) error {
 // Flush delivers every queued event and returns cp as bytes for the
 // state file. A *engine.RejectError means one event was refused and
 // dropped; the events after it are still queued, so call Flush again.
-// With resolved, once every queued event is delivered and when one is
-// due, Flush then POSTs a resolved request (body: the resolved object,
-// signed and retried like the batches) and returns its T with cp.
+// With resolved, once every queued event is delivered, Flush POSTs the
+// resolved request found due at an earlier Flush whose bytes the engine
+// has since saved (body: the resolved object, signed and retried like
+// the batches), then holds the next one if due; the bytes it returns
+// record both (txmeta.Held).
 func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) {
 	if !s.opened {
 		return nil, fmt.Errorf("%s: Flush before Open", s.label)
@@ -277,14 +283,21 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 	if s.resolver == nil {
 		return cp.MarshalJSON()
 	}
-	now := s.now()
-	if res, ok := s.resolver.Due(cp, now); ok {
-		if err := s.deliverResolved(ctx, &res); err != nil {
-			return nil, err
-		}
-		s.resolver.Emitted(res, now)
+	send := func(res *format.Resolved) error { return s.deliverResolved(ctx, res) }
+	if err := s.resolver.Flush(cp, s.now(), send); err != nil {
+		return nil, err
 	}
 	return json.Marshal(saved{Version: 2, Checkpoint: cp, Resolved: s.resolver.State()})
+}
+
+// Saved is engine.SaveNotifier: the bytes of the Flush that brought the
+// sink to cp are saved, so a resolved request they hold back may go. It
+// is called from the engine's checkpointer, concurrently with Write and
+// Flush.
+func (s *Sink) Saved(cp change.Checkpoint) {
+	if s.resolver != nil {
+		s.resolver.Saved(cp)
+	}
 }
 
 // Close releases idle connections. Queued events are dropped.
