@@ -18,12 +18,15 @@
 // With transactions = true each source transaction's lines are framed by a
 // BEGIN line and an END line with its counts, and each event line carries
 // its "transaction" block (package txmeta numbers them). With resolved =
-// "10s", at most once per interval a Flush ends the lines it writes with a
-// resolved line ({"resolved": T, ...}): every change committed at or before
-// T is on an earlier line. It is synced with them, so Open's truncation
-// removes it together with them, and the last T is part of the saved
-// bytes, so a restarted sink goes on from it and T never goes backwards in
-// the file. On standard output a kill -9 between printing a resolved line
-// and the state file saving its Flush can print a lower T after the
-// restart (see docs/operations.md (Resolved timestamps and transaction metadata)).
+// "10s", at most once per interval a Flush finds a resolved line
+// ({"resolved": T, ...}) due: every change committed at or before T is on
+// an earlier line. It is held back (txmeta.Held): recorded as pending in
+// the saved bytes and written, after the lines of a later Flush, once the
+// engine has reported those bytes saved (Saved, engine.SaveNotifier). It
+// is synced with the lines before it, so Open's truncation removes it
+// together with them, and a restarted sink goes on from the later of the
+// last T written and the pending one, so T never goes backwards, in the
+// file, on standard output, or for a process tailing the file, also
+// across a kill -9. The cost is one flush of delay (see docs/operations.md
+// (Resolved timestamps and transaction metadata)).
 package file

@@ -24,12 +24,15 @@
 // POSTs a resolved request whose body is the resolved object ({"resolved":
 // T, ...}, not an array): every change committed at or before T was in an
 // earlier request that was answered 2xx. It is signed and retried like a
-// batch (Idempotency-Key: ResolvedKey). Its T is in the bytes Flush
-// returns, so a restarted sink goes on from it; but the engine saves those
-// bytes after Flush returns, so a kill -9 in between can make the next T
-// after the restart lower than one the receiver already has (see
-// docs/operations.md (Resolved timestamps and transaction metadata): keep the highest).
+// batch (Idempotency-Key: ResolvedKey). T never goes backwards, also
+// across a kill -9: the engine saves the bytes Flush returns after Flush
+// returns, so a T found due at a Flush is held back (txmeta.Held), recorded
+// as pending in those bytes, and sent at the first Flush after the engine
+// has reported them saved (Saved, engine.SaveNotifier); a restarted sink
+// goes on from the later of the last T sent and the pending one. The cost
+// is one flush of delay (see docs/operations.md (Resolved timestamps and
+// transaction metadata)).
 //
-// A Sink is used from one goroutine, as engine.Sink requires. It holds at
-// most one batch of events in memory.
+// A Sink is used from one goroutine, as engine.Sink requires; Saved may be
+// called from another. It holds at most one batch of events in memory.
 package webhook
