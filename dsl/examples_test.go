@@ -37,9 +37,9 @@ func TestCanonicalExamples(t *testing.T) {
 		e    change.Event
 		want bool
 	}{
-		{change.Event{Op: change.Insert, After: change.Row{"total": int64(60), "status": "shipped"}}, true},
-		{change.Event{Op: change.Update, After: change.Row{"total": 49.5, "status": "delivered"}}, false},
-		{change.Event{Op: change.Delete, Before: change.Row{"total": int64(60), "status": "shipped"}}, false},
+		{change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"total": int64(60), "status": "shipped"})}, true},
+		{change.Event{Op: change.Update, After: change.RowOf(map[string]any{"total": 49.5, "status": "delivered"})}, false},
+		{change.Event{Op: change.Delete, Before: change.RowOf(map[string]any{"total": int64(60), "status": "shipped"})}, false},
 	} {
 		ev.Bind(&c.e)
 		if got, err := ev.Bool(tr.Where); err != nil || got != c.want {
@@ -61,7 +61,7 @@ func TestCanonicalExamples(t *testing.T) {
 	if len(set) != 2 || set[0].Column != "first_name" || set[1].Column != "last_name" {
 		t.Fatalf("split: set = %+v, want first_name then last_name", set)
 	}
-	e := change.Event{Op: change.Insert, After: change.Row{"name": "Ada King Lovelace"}}
+	e := change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"name": "Ada King Lovelace"})}
 	ev.Bind(&e)
 	first, err1 := ev.Value(set[0].Expr)
 	last, err2 := ev.Value(set[1].Expr)
@@ -74,6 +74,6 @@ func TestCanonicalExamples(t *testing.T) {
 	soft := r.Tests[1]
 	eq(t, "reference: inputs", []any{soft.Inputs[0].Event.Op, soft.Inputs[1].Event.Op, soft.Inputs[1].Event.Table}, []any{change.Insert, change.Delete, "pasta"})
 	eq(t, "reference: expect_table", soft.ExpectTables[0].Rows,
-		[]change.Row{{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10), "__deleted": true}})
+		[]change.Row{change.RowOf(map[string]any{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10), "__deleted": true})})
 	eq(t, "reference: expect", r.Tests[0].Expects[0].Sink, "replica")
 }

@@ -82,11 +82,11 @@ func (l *loader) input(nb *hclsyntax.Block, spec *blockSpec) (TestInput, bool) {
 	need := ""
 	switch f.Op {
 	case "insert", "snapshot", "update":
-		if f.After == nil {
+		if f.After.IsZero() {
 			need = "after"
 		}
 	case "delete":
-		if f.Before == nil && f.Key == nil {
+		if f.Before.IsZero() && f.Key.IsZero() {
 			need = "before"
 		}
 	}

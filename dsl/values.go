@@ -194,7 +194,7 @@ func (l *loader) typed(expr hcl.Expression, a *attrSpec, v cty.Value) (any, bool
 		if !isObject(v) {
 			return l.wrongType(at, a, v)
 		}
-		return change.Row(toGo(v).(map[string]any)), true
+		return change.RowOf(toGo(v).(map[string]any)), true
 	case tRows:
 		if !v.Type().IsTupleType() && !v.Type().IsListType() {
 			return l.wrongType(at, a, v)
@@ -204,7 +204,7 @@ func (l *loader) typed(expr hcl.Expression, a *attrSpec, v cty.Value) (any, bool
 			if !isObject(e) {
 				return l.wrongType(at, a, v)
 			}
-			rows = append(rows, change.Row(toGo(e).(map[string]any)))
+			rows = append(rows, change.RowOf(toGo(e).(map[string]any)))
 		}
 		return rows, true
 	case tAny:

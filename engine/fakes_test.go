@@ -82,7 +82,7 @@ func (s *fakeSource) Read(ctx context.Context) ([]change.Event, error) {
 func fakeEvent(source string, i, per int) change.Event {
 	return change.Event{
 		Op: change.Insert, Schema: "public", Table: "t",
-		After:    change.Row{"id": int64(i)},
+		After:    change.RowOf(map[string]any{"id": int64(i)}),
 		Position: change.Position{Source: source, Offset: uint64(i)},
 		Boundary: (i+1)%per == 0,
 	}
@@ -210,7 +210,7 @@ func (f failEvery) Apply(in []change.Event) ([]change.Event, []Failure) {
 	var out []change.Event
 	var failed []Failure
 	for _, e := range in {
-		if id, _ := e.After["id"].(int64); id%f.n == 0 {
+		if id, _ := e.After.Get("id").(int64); id%f.n == 0 {
 			failed = append(failed, Failure{Event: e, Err: fmt.Errorf("transform %q: id %d is a multiple of %d", "odd", id, f.n)})
 			continue
 		}

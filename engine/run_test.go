@@ -335,6 +335,21 @@ func TestFailPolicyNamesStageTableAndPosition(t *testing.T) {
 	}
 }
 
+// pausedObserver signals on c when the run pauses.
+type pausedObserver struct {
+	nopObserver
+	c chan struct{}
+}
+
+func (o pausedObserver) Phase(p Phase) {
+	if p == PhasePaused {
+		select {
+		case o.c <- struct{}{}:
+		default:
+		}
+	}
+}
+
 func TestPauseKeepsPositionsUntilStopped(t *testing.T) {
 	for _, policy := range []string{"pause", "retry"} {
 		t.Run(policy, func(t *testing.T) {
@@ -345,13 +360,17 @@ func TestPauseKeepsPositionsUntilStopped(t *testing.T) {
 			h.sinkSetup["out"] = func(k *fakeSink) { k.reject = &bad }
 			stop := make(chan struct{})
 			done := make(chan error, 1)
-			go func() { done <- h.run(t, context.Background(), RunOptions{Stop: stop}) }()
+			paused := pausedObserver{c: make(chan struct{}, 1)}
+			go func() { done <- h.run(t, context.Background(), RunOptions{Stop: stop, Observer: paused}) }()
 			select {
 			case err := <-done:
 				t.Fatalf("Run returned %v before it was stopped", err)
-			case <-time.After(50 * time.Millisecond):
+			case <-paused.c:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not pause")
 			}
 			reads := src.readCount()
+			time.Sleep(50 * time.Millisecond) // paused: nothing is read
 			close(stop)
 			err := <-done
 			if !errors.Is(err, ErrPaused) || !strings.Contains(err.Error(), "a 42.0") {
@@ -388,8 +407,8 @@ func TestPipelineWithoutSinksEnds(t *testing.T) {
 }
 
 func TestBatchSizeGrowsWithValues(t *testing.T) {
-	small := []change.Event{{After: change.Row{"a": "x"}}}
-	big := []change.Event{{After: change.Row{"a": strings.Repeat("x", 1<<20)}}}
+	small := []change.Event{{After: change.RowOf(map[string]any{"a": "x"})}}
+	big := []change.Event{{After: change.RowOf(map[string]any{"a": strings.Repeat("x", 1<<20)})}}
 	if s, b := batchSize(small), batchSize(big); b-s < 1<<20-1 {
 		t.Errorf("a 1 MiB value adds %d bytes to the estimate", b-s)
 	}
@@ -422,19 +441,19 @@ func TestTricklingSourceCommitsAtMostEveryMinFlushInterval(t *testing.T) {
 }
 
 func TestRejectsMatchRefusedRowsReadAgainBySnapshot(t *testing.T) {
-	refused := change.Row{"id": int64(2), "body": "too long", "at": time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	refused := change.RowOf(map[string]any{"id": int64(2), "body": "too long", "at": time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	r := &rejects{positions: map[change.Position]bool{}, rows: map[string][]change.Row{}}
-	letter := change.Event{Op: change.Insert, Schema: "public", Table: "notes", Key: change.Row{"id": int64(2)}, After: refused}
+	letter := change.Event{Op: change.Insert, Schema: "public", Table: "notes", Key: change.RowOf(map[string]any{"id": int64(2)}), After: refused}
 	r.rows[rowID(&letter)] = append(r.rows[rowID(&letter)], letter.After)
 
-	again := change.Event{Op: change.Snapshot, Schema: "public", Table: "notes", Key: change.Row{"id": int64(2)},
-		After:    change.Row{"id": int64(2), "body": "too long", "at": time.Date(2026, 1, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600))},
+	again := change.Event{Op: change.Snapshot, Schema: "public", Table: "notes", Key: change.RowOf(map[string]any{"id": int64(2)}),
+		After:    change.RowOf(map[string]any{"id": int64(2), "body": "too long", "at": time.Date(2026, 1, 1, 1, 0, 0, 0, time.FixedZone("CET", 3600))}),
 		Position: change.Position{Source: "app", Offset: 99}}
 	if !r.has(&again) {
 		t.Error("the refused row read again by a restarted snapshot is not recognised")
 	}
 	changed := again
-	changed.After = change.Row{"id": int64(2), "body": "fixed", "at": refused["at"]}
+	changed.After = change.RowOf(map[string]any{"id": int64(2), "body": "fixed", "at": refused.Get("at")})
 	if r.has(&changed) {
 		t.Error("a row whose content changed since it was refused is skipped")
 	}

@@ -25,7 +25,7 @@ func batchSize(batch []change.Event) int64 {
 
 func rowSize(r change.Row) int64 {
 	var n int64
-	for k, v := range r {
+	for k, v := range r.All() {
 		n += int64(len(k)) + 32 + valueSize(v, 0)
 	}
 	return n

@@ -242,11 +242,11 @@ func (r *rejects) has(e *change.Event) bool {
 // sameRow compares two rows by value (times by instant: a row read back
 // from the state file may carry another *time.Location).
 func sameRow(a, b change.Row) bool {
-	if len(a) != len(b) {
+	if a.Len() != b.Len() {
 		return false
 	}
-	for c, av := range a {
-		bv, ok := b[c]
+	for c, av := range a.All() {
+		bv, ok := b.Lookup(c)
 		if !ok {
 			return false
 		}
@@ -267,8 +267,8 @@ func sameRow(a, b change.Row) bool {
 func rowID(e *change.Event) string {
 	var b strings.Builder
 	b.WriteString(e.QualifiedTable())
-	for _, k := range e.Key.Names() {
-		fmt.Fprintf(&b, "\x00%s=%T:%v", k, e.Key[k], e.Key[k])
+	for k, v := range e.Key.Sorted() {
+		fmt.Fprintf(&b, "\x00%s=%T:%v", k, v, v)
 	}
 	return b.String()
 }
@@ -288,7 +288,7 @@ func (r *run) rejected(sink string, cp change.Checkpoint) (*rejects, error) {
 			if !cp.Covers(l.Event.Position) {
 				skip.positions[l.Event.Position] = true
 			}
-			if l.Event.After != nil && len(l.Event.Key) > 0 {
+			if !l.Event.After.IsZero() && l.Event.Key.Len() > 0 {
 				id := rowID(&l.Event)
 				skip.rows[id] = append(skip.rows[id], l.Event.After)
 			}

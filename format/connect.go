@@ -62,22 +62,27 @@ const sourceSchema = `{"type":"struct","fields":[` +
 // valueSchema returns the row struct's schema, without its closing brace
 // (the caller adds the field name).
 func valueSchema(name string, e *change.Event, before change.Row) []byte {
+	// The fields: the relation's columns, then the rows' other columns by
+	// name; cols[i] is the relation's column of names[i], nil for one the
+	// relation lacks.
 	var names []string
+	var cols []*change.Column
 	seen := map[string]bool{}
-	add := func(n string) {
+	add := func(n string, c *change.Column) {
 		if !seen[n] {
 			seen[n] = true
 			names = append(names, n)
+			cols = append(cols, c)
 		}
 	}
 	if e.Relation != nil {
-		for _, c := range e.Relation.Columns {
-			add(c.Name)
+		for i := range e.Relation.Columns {
+			add(e.Relation.Columns[i].Name, &e.Relation.Columns[i])
 		}
 	}
 	for _, r := range []change.Row{e.After, before} {
-		for _, n := range r.Names() {
-			add(n)
+		for n := range r.Sorted() {
+			add(n, nil)
 		}
 	}
 	dst := []byte(`{"type":"struct","fields":[`)
@@ -85,15 +90,10 @@ func valueSchema(name string, e *change.Event, before change.Row) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		var col *change.Column
-		if e.Relation != nil {
-			if c, ok := e.Relation.Column(n); ok {
-				col = &c
-			}
-		}
-		v, ok := e.After[n]
+		col := cols[i]
+		v, ok := e.After.Lookup(n)
 		if !ok || v == nil {
-			v = before[n]
+			v = before.Get(n)
 		}
 		dst = appendFieldType(dst, col, v)
 		dst = append(dst, `,"optional":`...)

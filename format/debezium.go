@@ -69,7 +69,7 @@ func (d Debezium) appendEvent(dst []byte, e *change.Event, o *TxOrder) []byte {
 		return dst
 	}
 	before := e.Before
-	if before == nil && e.Op == change.Delete {
+	if before.IsZero() && e.Op == change.Delete {
 		// Without REPLICA IDENTITY FULL Debezium sends the key as before.
 		before = e.Key
 	}
@@ -142,30 +142,19 @@ func (d Debezium) appendEvent(dst []byte, e *change.Event, o *TxOrder) []byte {
 	return dst
 }
 
-// appendDebeziumRow is appendRow with JSON values as strings.
+// appendDebeziumRow is appendRow with JSON values (change.JSON, decoded
+// objects) as JSON strings of their text.
 func appendDebeziumRow(dst []byte, r change.Row) []byte {
-	if r == nil {
-		return append(dst, "null"...)
-	}
-	for _, v := range r {
-		switch v.(type) {
-		case change.JSON, map[string]any:
-			return appendRow(dst, jsonAsStrings(r))
-		}
-	}
-	return appendRow(dst, r)
+	return appendColumns(dst, r, appendDebeziumValue)
 }
 
-// jsonAsStrings returns a copy of r whose JSON values are their text.
-func jsonAsStrings(r change.Row) change.Row {
-	out := r.Clone()
-	for k, v := range out {
-		switch v := v.(type) {
-		case change.JSON:
-			out[k] = string(v)
-		case map[string]any:
-			out[k] = string(appendValue(nil, v))
-		}
+// appendDebeziumValue is appendValue with JSON values as JSON strings.
+func appendDebeziumValue(dst []byte, v any) []byte {
+	switch v := v.(type) {
+	case change.JSON:
+		return appendString(dst, string(v))
+	case map[string]any:
+		return appendString(dst, string(appendObject(nil, v)))
 	}
-	return out
+	return appendValue(dst, v)
 }

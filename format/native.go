@@ -54,15 +54,15 @@ func appendNative(dst []byte, e *change.Event, o *TxOrder) []byte {
 	}
 	dst = append(dst, `,"table":`...)
 	dst = appendString(dst, e.Table)
-	if e.Key != nil {
+	if !e.Key.IsZero() {
 		dst = append(dst, `,"key":`...)
 		dst = appendRow(dst, e.Key)
 	}
-	if e.Before != nil {
+	if !e.Before.IsZero() {
 		dst = append(dst, `,"before":`...)
 		dst = appendRow(dst, e.Before)
 	}
-	if e.After != nil {
+	if !e.After.IsZero() {
 		dst = append(dst, `,"after":`...)
 		dst = appendRow(dst, e.After)
 	}
@@ -159,9 +159,9 @@ func decodeNativeCarefully(line []byte) (change.Event, error) {
 		}
 	}
 	switch {
-	case (e.Op == change.Insert || e.Op == change.Snapshot || e.Op == change.Update) && e.After == nil:
+	case (e.Op == change.Insert || e.Op == change.Snapshot || e.Op == change.Update) && e.After.IsZero():
 		return e, fmt.Errorf(`field "after" is missing: an %s event needs the row after the change`, e.Op)
-	case e.Op == change.Delete && e.Before == nil && e.Key == nil:
+	case e.Op == change.Delete && e.Before.IsZero() && e.Key.IsZero():
 		return e, errors.New(`fields "before" and "key" are both missing: a delete event needs the deleted row or its key`)
 	}
 	if e.Changed, err = decodeChanged(fields); err != nil {
@@ -241,22 +241,21 @@ func decodeString(fields map[string]json.RawMessage, name string) (string, error
 func decodeRow(fields map[string]json.RawMessage, name string) (change.Row, error) {
 	raw, ok := fields[name]
 	if !ok || isNull(raw) {
-		return nil, nil
+		return change.Row{}, nil
 	}
 	if kindOf(raw) != "an object" {
-		return nil, fmt.Errorf("field %q: want an object of columns, got %s", name, kindOf(raw))
+		return change.Row{}, fmt.Errorf("field %q: want an object of columns, got %s", name, kindOf(raw))
 	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("field %q: %v", name, jsonError(err))
+		return change.Row{}, fmt.Errorf("field %q: %v", name, jsonError(err))
 	}
-	row := make(change.Row, len(m))
 	for k, v := range m {
-		row[k] = normalise(v)
+		m[k] = normalise(v)
 	}
-	return row, nil
+	return change.RowOf(m), nil
 }
 
 // normalise turns encoding/json's json.Number into int64 or Numeric,
@@ -303,10 +302,10 @@ func deriveChanged(e *change.Event) []string {
 	switch {
 	case e.Op == change.Insert || e.Op == change.Snapshot:
 		return e.After.Names()
-	case e.Op == change.Update && e.Before != nil:
+	case e.Op == change.Update && !e.Before.IsZero():
 		var names []string
-		for _, k := range e.After.Names() {
-			if b, ok := e.Before[k]; !ok || !reflect.DeepEqual(b, e.After[k]) {
+		for k, a := range e.After.Sorted() {
+			if b, ok := e.Before.Lookup(k); !ok || !reflect.DeepEqual(b, a) {
 				names = append(names, k)
 			}
 		}

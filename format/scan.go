@@ -203,7 +203,7 @@ func (s *scanner) value(depth int) any {
 	case c == '"':
 		return s.str()
 	case c == '{':
-		return map[string]any(s.object(depth + 1))
+		return s.object(depth + 1)
 	case c == '[':
 		out := []any{}
 		s.list('[', ']', func() { out = append(out, s.value(depth+1)) })
@@ -223,26 +223,26 @@ func (s *scanner) value(depth int) any {
 
 // object reads {"name": value, ...}; a later duplicate name wins, as in
 // encoding/json.
-func (s *scanner) object(depth int) change.Row {
-	row := change.Row{}
+func (s *scanner) object(depth int) map[string]any {
+	m := map[string]any{}
 	s.list('{', '}', func() {
 		k := s.str()
 		s.expect(':')
-		row[k] = s.value(depth)
+		m[k] = s.value(depth)
 	})
-	return row
+	return m
 }
 
 // rowOrNull reads an object of columns or null.
 func (s *scanner) rowOrNull() change.Row {
 	if s.peek() == 'n' && s.literal("null") {
-		return nil
+		return change.Row{}
 	}
 	if s.peek() != '{' {
 		s.fail()
-		return nil
+		return change.Row{}
 	}
-	return s.object(1)
+	return change.RowOf(s.object(1))
 }
 
 // fastNative decodes a well-formed native event in one pass; ok is false
@@ -297,8 +297,8 @@ func fastNative(line []byte) (e change.Event, ok bool) {
 		return e, false
 	}
 	switch {
-	case (e.Op == change.Insert || e.Op == change.Snapshot || e.Op == change.Update) && e.After == nil,
-		e.Op == change.Delete && e.Before == nil && e.Key == nil:
+	case (e.Op == change.Insert || e.Op == change.Snapshot || e.Op == change.Update) && e.After.IsZero(),
+		e.Op == change.Delete && e.Before.IsZero() && e.Key.IsZero():
 		return e, false
 	}
 	if !changedSet {

@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -13,16 +13,41 @@ import (
 )
 
 // appendRow appends a row as a JSON object with its columns sorted by
-// name, so that the same row always has the same bytes. A nil row is null.
-func appendRow(dst []byte, r change.Row) []byte {
-	if r == nil {
+// name, so that the same row always has the same bytes. The zero Row is
+// null. The name order comes with the row's Columns: nothing is sorted
+// per row.
+func appendRow(dst []byte, r change.Row) []byte { return appendColumns(dst, r, appendValue) }
+
+// appendColumns appends r as appendRow does, each value by value.
+func appendColumns(dst []byte, r change.Row, value func([]byte, any) []byte) []byte {
+	if r.IsZero() {
 		return append(dst, "null"...)
 	}
-	names := make([]string, 0, len(r))
-	for k := range r {
+	dst = append(dst, '{')
+	first := true
+	for k, v := range r.Sorted() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = value(dst, v)
+	}
+	return append(dst, '}')
+}
+
+// appendObject appends a JSON object value (a decoded JSON column) with
+// its names sorted, like appendRow; a nil map is null.
+func appendObject(dst []byte, m map[string]any) []byte {
+	if m == nil {
+		return append(dst, "null"...)
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
 		names = append(names, k)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	dst = append(dst, '{')
 	for i, k := range names {
 		if i > 0 {
@@ -30,7 +55,7 @@ func appendRow(dst []byte, r change.Row) []byte {
 		}
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
-		dst = appendValue(dst, r[k])
+		dst = appendValue(dst, m[k])
 	}
 	return append(dst, '}')
 }
@@ -92,7 +117,7 @@ func appendValue(dst []byte, v any) []byte {
 		}
 		return append(dst, ']')
 	case map[string]any:
-		return appendRow(dst, change.Row(v))
+		return appendObject(dst, v)
 	case change.Row:
 		return appendRow(dst, v)
 	}

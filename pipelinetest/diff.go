@@ -12,20 +12,20 @@ import (
 // "not sent, leave it alone"); in a table row they are the same
 // (absentIsNull), as a missing column reads NULL.
 func diffRow(prefix string, want, got change.Row, absentIsNull bool) []string {
-	names := make([]string, 0, len(want)+len(got))
-	for k := range want {
+	names := make([]string, 0, want.Len()+got.Len())
+	for k := range want.All() {
 		names = append(names, k)
 	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
+	for k := range got.All() {
+		if _, ok := want.Lookup(k); !ok {
 			names = append(names, k)
 		}
 	}
 	sort.Strings(names)
 	var lines []string
 	for _, k := range names {
-		w, inWant := want[k]
-		g, inGot := got[k]
+		w, inWant := want.Lookup(k)
+		g, inGot := got.Lookup(k)
 		switch {
 		case inWant && inGot:
 			if !Equal(w, g) {

@@ -178,8 +178,8 @@ func diffEvent(want, got *change.Event) []string {
 		want, got change.Row
 	}{{"before", want.Before, got.Before}, {"after", want.After, got.After}, {"key", want.Key, got.Key}} {
 		switch {
-		case part.want == nil:
-		case part.got == nil:
+		case part.want.IsZero():
+		case part.got.IsZero():
 			lines = append(lines, part.name+": want "+Format(part.want)+", got none")
 		default:
 			lines = append(lines, diffRow(part.name+".", part.want, part.got, false)...)
@@ -198,13 +198,13 @@ func Describe(e *change.Event) string {
 	if t := e.QualifiedTable(); t != "" {
 		s += " " + t
 	}
-	if e.Key != nil {
+	if !e.Key.IsZero() {
 		s += " key = " + Format(e.Key)
 	}
-	if e.Before != nil {
+	if !e.Before.IsZero() {
 		s += " before = " + Format(e.Before)
 	}
-	if e.After != nil {
+	if !e.After.IsZero() {
 		s += " after = " + Format(e.After)
 	}
 	return s

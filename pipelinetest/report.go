@@ -225,24 +225,24 @@ func pairRows(a, b TableView) []pair {
 	clean := func(v TableView, r change.Row) change.Row {
 		r = r.Clone()
 		for _, c := range v.Optional {
-			delete(r, c)
+			r.Delete(c)
 		}
-		for c, x := range r {
+		for c, x := range r.All() {
 			if x == nil {
-				delete(r, c) // absent and null are the same in a table
+				r.Delete(c) // absent and null are the same in a table
 			}
 		}
 		return r
 	}
 	line := func(label string, ra, rb change.Row) pair {
 		p := pair{left: noRow, right: noRow, label: label}
-		if ra != nil {
+		if !ra.IsZero() {
 			p.left = Format(ra)
 		}
-		if rb != nil {
+		if !rb.IsZero() {
 			p.right = Format(rb)
 		}
-		p.differ = ra == nil || rb == nil || len(diffRow("", ra, rb, true)) > 0
+		p.differ = ra.IsZero() || rb.IsZero() || len(diffRow("", ra, rb, true)) > 0
 		return p
 	}
 	var lines []pair
@@ -262,7 +262,7 @@ func pairRows(a, b TableView) []pair {
 	keyOf := func(r change.Row) string {
 		parts := make([]string, len(key))
 		for i, c := range key {
-			parts[i] = keyText(r[c])
+			parts[i] = keyText(r.Get(c))
 		}
 		return strings.Join(parts, "\x00")
 	}
@@ -286,7 +286,7 @@ func pairRows(a, b TableView) []pair {
 	for _, k := range order {
 		ra, rb := rowsA[k], rowsB[k]
 		named := ra
-		if named == nil {
+		if named.IsZero() {
 			named = rb
 		}
 		lines = append(lines, line("row "+keyLabel(key, named), ra, rb))
@@ -304,12 +304,12 @@ func pairEvents(a, b []change.Event) []pair {
 		var ea, eb change.Event
 		if i < len(a) {
 			ea = a[i]
-			ea.Key = nil
+			ea.Key = change.Row{}
 			p.left = Describe(&ea)
 		}
 		if i < len(b) {
 			eb = b[i]
-			eb.Key = nil
+			eb.Key = change.Row{}
 			p.right = Describe(&eb)
 		}
 		if i < len(a) && i < len(b) {

@@ -26,9 +26,9 @@ test "keys differ in case" {
 		return []View{{Of: `expect_table "sink.replica" (test.hcl:22)`, Table: &TableView{Name: "codes", Target: target, Key: []string{"code"}, Rows: rows}}}
 	}
 	mem := Outcome{Runner: Memory, Passed: true, Views: view("",
-		change.Row{"code": "ABC", "name": "upper"}, change.Row{"code": "abc", "name": "lower"})}
+		change.RowOf(map[string]any{"code": "ABC", "name": "upper"}), change.RowOf(map[string]any{"code": "abc", "name": "lower"}))}
 	live := Outcome{Runner: Live, Failure: "expect_table \"sink.replica\" (test.hcl:22): table codes (mysql) differs", Notes: []string{"sink.replica ran live (mysql)"},
-		Views: view("mysql", change.Row{"code": "abc", "name": "upper", "gone": nil})}
+		Views: view("mysql", change.RowOf(map[string]any{"code": "abc", "name": "upper", "gone": nil}))}
 
 	r := NewResult(test, mem)
 	if !r.Passed || r.String() != "PASS keys differ in case" {
@@ -55,7 +55,7 @@ test "keys differ in case" {
 		t.Errorf("String = %q", r.String())
 	}
 
-	same := NewResult(test, mem, Outcome{Runner: Live, Passed: true, Views: view("mysql", change.Row{"code": "ABC", "name": "upper"}, change.Row{"code": "abc", "name": "lower"})})
+	same := NewResult(test, mem, Outcome{Runner: Live, Passed: true, Views: view("mysql", change.RowOf(map[string]any{"code": "ABC", "name": "upper"}), change.RowOf(map[string]any{"code": "abc", "name": "lower"}))})
 	if !same.Passed || same.String() != "PASS keys differ in case (memory, live)" {
 		t.Errorf("both passed: %q", same.String())
 	}
@@ -68,10 +68,10 @@ test "keys differ in case" {
 // their Go type, and marks the one that differs.
 func TestSideBySideEvents(t *testing.T) {
 	ev := func(op change.Op, after change.Row) change.Event {
-		return change.Event{Op: op, Schema: "public", Table: "t", After: after, Key: change.Row{"id": 1}}
+		return change.Event{Op: op, Schema: "public", Table: "t", After: after, Key: change.RowOf(map[string]any{"id": 1})}
 	}
-	a := Outcome{Runner: Memory, Views: []View{{Of: `expect "sink.out" (t.hcl:9)`, Events: []change.Event{ev(change.Insert, change.Row{"id": int64(1), "n": 80}), ev(change.Update, change.Row{"id": int64(1), "n": 81})}}}}
-	b := Outcome{Runner: Live, Views: []View{{Of: `expect "sink.out" (t.hcl:9)`, Events: []change.Event{ev(change.Insert, change.Row{"id": change.Numeric("1"), "n": 80.0})}}}}
+	a := Outcome{Runner: Memory, Views: []View{{Of: `expect "sink.out" (t.hcl:9)`, Events: []change.Event{ev(change.Insert, change.RowOf(map[string]any{"id": int64(1), "n": 80})), ev(change.Update, change.RowOf(map[string]any{"id": int64(1), "n": 81}))}}}}
+	b := Outcome{Runner: Live, Views: []View{{Of: `expect "sink.out" (t.hcl:9)`, Events: []change.Event{ev(change.Insert, change.RowOf(map[string]any{"id": change.Numeric("1"), "n": 80.0}))}}}}
 	s := SideBySide(a, b)
 	if !strings.Contains(s, `expect "sink.out" (t.hcl:9): the first that differs is event 2`) || !strings.Contains(s, "≠ update public.t after = { id = 1, n = 81 } | (no event)") {
 		t.Errorf("side by side:\n%s", s)

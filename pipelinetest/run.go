@@ -192,7 +192,7 @@ func InputEvent(cfg *dsl.Config, g *engine.Graph, src *dsl.Source, in *change.Ev
 			}
 		}
 	}
-	if e.Key == nil {
+	if e.Key.IsZero() {
 		e.Key = inputKey(cfg, g.SinksOf(src.Name), e.Row())
 	}
 	if e.Changed == nil {
@@ -203,11 +203,11 @@ func InputEvent(cfg *dsl.Config, g *engine.Graph, src *dsl.Source, in *change.Ev
 
 // without1 returns r less column c, copied if it had it.
 func without1(r change.Row, c string) change.Row {
-	if _, ok := r[c]; !ok {
+	if _, ok := r.Lookup(c); !ok {
 		return r
 	}
 	r = r.Clone()
-	delete(r, c)
+	r.Delete(c)
 	return r
 }
 
@@ -219,20 +219,20 @@ func inputKey(cfg *dsl.Config, sinks []string, row change.Row) change.Row {
 		if len(cols) == 0 {
 			continue
 		}
-		key := change.Row{}
+		key := change.RowOf(map[string]any{})
 		for _, c := range cols {
-			if v, ok := row[c]; ok {
-				key[c] = v
+			if v, ok := row.Lookup(c); ok {
+				key.Set(c, v)
 			}
 		}
-		if len(key) == len(cols) {
+		if key.Len() == len(cols) {
 			return key
 		}
 	}
-	if v, ok := row["id"]; ok {
-		return change.Row{"id": v}
+	if v, ok := row.Lookup("id"); ok {
+		return change.RowOf(map[string]any{"id": v})
 	}
-	return nil
+	return change.Row{}
 }
 
 // sinkKey is the `key` a sink sets (nil when it sets none).
@@ -271,7 +271,7 @@ func changed(e *change.Event) []string {
 	case change.Update:
 		var names []string
 		for _, c := range e.After.Names() {
-			if v, ok := e.Before[c]; !ok || !Equal(v, e.After[c]) {
+			if v, ok := e.Before.Lookup(c); !ok || !Equal(v, e.After.Get(c)) {
 				names = append(names, c)
 			}
 		}

@@ -104,7 +104,7 @@ func (t *Table) Apply(e *change.Event) error {
 		return nil
 	case e.Op == change.Truncate && t.mode != "append":
 		for _, k := range slices.Clone(t.order) {
-			t.remove(k, nil)
+			t.remove(k, change.Row{})
 		}
 		return nil
 	case t.mode == "append":
@@ -112,14 +112,14 @@ func (t *Table) Apply(e *change.Event) error {
 			return nil
 		}
 		row := e.Row().Clone()
-		if row == nil {
-			row = change.Row{}
+		if row.IsZero() {
+			row = change.RowOf(map[string]any{})
 		}
-		row[OpColumn] = e.Op.String()
-		row[PositionColumn] = e.Position.String()
-		row[CommitTimeColumn] = nil
+		row.Set(OpColumn, e.Op.String())
+		row.Set(PositionColumn, e.Position.String())
+		row.Set(CommitTimeColumn, nil)
 		if !e.Tx.CommitTime.IsZero() {
-			row[CommitTimeColumn] = e.Tx.CommitTime
+			row.Set(CommitTimeColumn, e.Tx.CommitTime)
 		}
 		t.put(fmt.Sprintf("%d", len(t.order)), row)
 		return nil
@@ -144,15 +144,16 @@ func (t *Table) Apply(e *change.Event) error {
 	if t.mode == "update" {
 		if row, ok := t.rows[k]; ok {
 			for _, c := range t.columns {
-				if v, ok := e.After[c]; ok {
-					row[c] = v
+				if v, ok := e.After.Lookup(c); ok {
+					row.Set(c, v)
 				}
 			}
+			t.rows[k] = row
 		}
 		return nil
 	}
 	var moved change.Row // the stored row a primary-key update moves
-	if e.Op == change.Update && e.Before != nil {
+	if e.Op == change.Update && !e.Before.IsZero() {
 		if old, err := t.keyOf(e, e.Before); err == nil && old != k {
 			moved = t.rows[old].Clone()
 			t.remove(old, e.Before)
@@ -160,18 +161,19 @@ func (t *Table) Apply(e *change.Event) error {
 	}
 	row, ok := t.rows[k]
 	if !ok {
-		row = change.Row{}
-		for c, v := range moved {
-			row[c] = v // the columns After lacks keep their values
+		row = change.RowOf(map[string]any{})
+		for c, v := range moved.All() {
+			row.Set(c, v) // the columns After lacks keep their values
 		}
 		t.put(k, row)
 	}
-	for c, v := range e.After {
-		row[c] = v
+	for c, v := range e.After.All() {
+		row.Set(c, v)
 	}
 	if t.delete == "soft" {
-		row[DeletedColumn] = false
+		row.Set(DeletedColumn, false)
 	}
+	t.rows[k] = row // a Row is a value: store what Set made
 	return nil
 }
 
@@ -194,12 +196,13 @@ func (t *Table) remove(k string, before change.Row) {
 		row, ok := t.rows[k]
 		if !ok {
 			row = before.Clone()
-			if row == nil {
-				row = change.Row{}
+			if row.IsZero() {
+				row = change.RowOf(map[string]any{})
 			}
 			t.put(k, row)
 		}
-		row[DeletedColumn] = true
+		row.Set(DeletedColumn, true)
+		t.rows[k] = row
 	default:
 		delete(t.rows, k)
 		if i := slices.Index(t.order, k); i >= 0 {
@@ -216,7 +219,7 @@ func (t *Table) put(k string, row change.Row) {
 // keyColumns is the key a table learns from its first event when the
 // sink sets none: the event's Key columns, else "id".
 func keyColumns(e *change.Event) []string {
-	if len(e.Key) > 0 {
+	if e.Key.Len() > 0 {
 		return e.Key.Names()
 	}
 	return []string{"id"}
@@ -227,9 +230,9 @@ func keyColumns(e *change.Event) []string {
 func (t *Table) keyOf(e *change.Event, row change.Row) (string, error) {
 	parts := make([]string, len(t.key))
 	for i, c := range t.key {
-		v, ok := row[c]
+		v, ok := row.Lookup(c)
 		if !ok {
-			v, ok = e.Key[c]
+			v, ok = e.Key.Lookup(c)
 		}
 		if !ok {
 			return "", fmt.Errorf("table %s: the %s at position %s has no value for key column %q: give it in the input, or set key = [...] on the sink to columns the rows have", t.Name, e.Op, e.Position, c)
@@ -313,7 +316,7 @@ func match(key, optional []string, w change.Row, got []change.Row, used []bool) 
 
 func sameKey(key []string, w, g change.Row) bool {
 	for _, c := range key {
-		if v, ok := w[c]; ok && !Equal(v, g[c]) {
+		if v, ok := w.Lookup(c); ok && !Equal(v, g.Get(c)) {
 			return false
 		}
 	}
@@ -324,17 +327,17 @@ func sameKey(key []string, w, g change.Row) bool {
 func without(g, w change.Row, optional []string) change.Row {
 	var out change.Row
 	for _, c := range optional {
-		if _, given := w[c]; given {
+		if _, given := w.Lookup(c); given {
 			continue
 		}
-		if _, ok := g[c]; ok {
-			if out == nil {
+		if _, ok := g.Lookup(c); ok {
+			if out.IsZero() {
 				out = g.Clone()
 			}
-			delete(out, c)
+			out.Delete(c)
 		}
 	}
-	if out == nil {
+	if out.IsZero() {
 		return g
 	}
 	return out
@@ -343,7 +346,7 @@ func without(g, w change.Row, optional []string) change.Row {
 func keyLabel(key []string, r change.Row) string {
 	parts := make([]string, len(key))
 	for i, c := range key {
-		parts[i] = c + " = " + Format(r[c])
+		parts[i] = c + " = " + Format(r.Get(c))
 	}
 	return "{ " + strings.Join(parts, ", ") + " }"
 }

@@ -132,7 +132,7 @@ func toMap(v any) (map[string]any, bool) {
 	case map[string]any:
 		return m, true
 	case change.Row:
-		return m, true
+		return m.Map(), true
 	}
 	return nil, false
 }

@@ -10,18 +10,21 @@ import (
 
 // usersBatch is a batch of user inserts like the users table of
 // LANGUAGE.md; one in eight has an @example.com address (dropped by the
-// `clean` transform's where).
+// `clean` transform's where). The rows share their Columns, as the rows
+// of one table do when a source decodes them.
 func usersBatch(n int) []change.Event {
+	cols := change.NewColumns("id", "first_name", "email", "phone", "ssn", "note", "password", "total")
+	keyCols := change.NewColumns("id")
 	in := make([]change.Event, n)
 	for i := range in {
 		domain := "corp.io"
 		if i%8 == 0 {
 			domain = "example.com"
 		}
-		in[i] = insert(uint64(i+1), "users", change.Row{
-			"id": int64(i), "first_name": "Ben", "email": fmt.Sprintf("user%d@%s", i, domain),
-			"phone": "+44 20 7946 0958", "ssn": "078-05-1120", "note": "vip", "password": "hunter2", "total": int64(i % 100),
-		})
+		after := change.MakeRow(cols, []any{int64(i), "Ben", fmt.Sprintf("user%d@%s", i, domain),
+			"+44 20 7946 0958", "078-05-1120", "vip", "hunter2", int64(i % 100)})
+		in[i] = change.Event{Op: change.Insert, Schema: "public", Table: "users", Key: change.MakeRow(keyCols, []any{int64(i)}),
+			After: after, Changed: cols.Names(), Position: pos(uint64(i + 1)), Boundary: true}
 	}
 	return in
 }

@@ -57,83 +57,193 @@ func (c *columns) empty() bool {
 	return len(c.masks) == 0 && c.keep == nil && c.drop == nil && c.renames == nil
 }
 
-// row applies the plan to r and returns the result. It copies r once,
-// on the first change, unless owned says r is already a private copy;
-// a row nothing applies to is returned as is.
-func (c *columns) row(w *worker, r change.Row, owned bool) change.Row {
-	if r == nil {
-		return nil
+func (c *columns) dropped(name string) bool {
+	return (c.keep != nil && !c.keep[name]) || slices.Contains(c.drop, name)
+}
+
+// shape is the plan of every step that changes columns (set, mask,
+// select/exclude, rename) for the rows of one Columns: for each output
+// column, where its value comes from. A source shares one Columns
+// between every row of a table's shape, so a shape is computed once per
+// table version and each row then costs one slice of values, with no
+// name looked up.
+type shape struct {
+	out *change.Columns
+	// cols holds the sources of each output column, in order of
+	// preference: the first whose value the row has gives it. More than
+	// one only where a rename lands on a column's name: the renamed
+	// value when the row has it, else the column's own (a row without
+	// the renamed column keeps the other, as a map would).
+	cols [][]valueSource
+	// same reports that the output is the input: the row passes as is.
+	same bool
+}
+
+// valueSource is one way to obtain an output column's value.
+type valueSource struct {
+	in    int        // position in the input Columns; -1 for a computed value
+	set   int        // index into Transform.set when in is -1
+	masks []maskKind // applied in order to a non-NULL value
+}
+
+// shapeKey identifies a shape: the input Columns and whether set's
+// computed columns are added (to After; never to Before or Key).
+type shapeKey struct {
+	cols    *change.Columns
+	withSet bool
+}
+
+// maxShapes bounds a worker's cache of shapes: rows decoded from JSON
+// (file and Kafka sources) each have Columns of their own.
+const maxShapes = 256
+
+// shapeOf returns the shape of rows of cols, cached in w. The shapes of
+// the last event's rows (its key, before and after) are checked first:
+// consecutive events mostly share them, and comparing beats hashing.
+func (t *Transform) shapeOf(w *worker, cols *change.Columns, withSet bool) *shape {
+	k := shapeKey{cols, withSet}
+	for _, r := range w.recent {
+		if r.key == k {
+			return r.shape
+		}
 	}
-	cw := cow{r: r, owned: owned}
-	// Dropping before masking gives the same result (a masked column that
-	// is then dropped is gone either way), hashes nothing in vain, and
-	// writes the masks into a row that has room: a write into a full
-	// small map makes Go grow it even when the key exists.
-	if c.keep != nil {
-		for name := range r {
-			if !c.keep[name] {
-				delete(cw.own(), name)
+	s, ok := w.shapes[k]
+	if !ok {
+		s = t.newShape(w, k)
+	}
+	w.recent[w.next] = recentShape{k, s}
+	w.next = (w.next + 1) % len(w.recent)
+	return s
+}
+
+// recentShape is an entry of worker.recent.
+type recentShape struct {
+	key   shapeKey
+	shape *shape
+}
+
+// newShape plans and caches the shape of k.
+func (t *Transform) newShape(w *worker, k shapeKey) *shape {
+	if w.shapes == nil || len(w.shapes) >= maxShapes {
+		w.shapes = make(map[shapeKey]*shape)
+	}
+	s := t.plan(k.cols, k.withSet)
+	w.shapes[k] = s
+	return s
+}
+
+// plan computes the shape of rows of in.
+func (t *Transform) plan(in *change.Columns, withSet bool) *shape {
+	type entry struct {
+		name    string
+		srcs    []valueSource
+		renamed int // index of the rename that named it, -1 if none
+	}
+	es := make([]entry, 0, in.Len()+len(t.set))
+	for i, n := range in.Names() {
+		es = append(es, entry{name: n, srcs: []valueSource{{in: i, set: -1}}, renamed: -1})
+	}
+	find := func(name string) int {
+		return slices.IndexFunc(es, func(e entry) bool { return e.name == name })
+	}
+	if withSet {
+		for k, s := range t.set {
+			src := []valueSource{{in: -1, set: k}}
+			if i := find(s.Column); i >= 0 {
+				es[i].srcs = src
+			} else {
+				es = append(es, entry{name: s.Column, srcs: src, renamed: -1})
 			}
 		}
 	}
-	for _, name := range c.drop {
-		if _, ok := cw.r[name]; ok {
-			delete(cw.own(), name)
+	for _, m := range t.cols.masks {
+		if i := find(m.column); i >= 0 {
+			es[i].srcs[0].masks = append(es[i].srcs[0].masks, m.kind)
 		}
 	}
-	for _, m := range c.masks {
-		v, ok := cw.r[m.column]
-		if !ok || v == nil { // NULL stays NULL under every mask
-			continue
-		}
-		cw.own()[m.column] = m.kind.apply(&w.hash, v)
-	}
-	if c.renames != nil {
-		c.rename(w, &cw)
-	}
-	return cw.r
-}
-
-// cow is a row copied on first write.
-type cow struct {
-	r     change.Row
-	owned bool
-}
-
-// own returns the row, copied first unless it is already private.
-func (c *cow) own() change.Row {
-	if !c.owned {
-		c.r = c.r.Clone()
-		c.owned = true
-	}
-	return c.r
-}
-
-// rename moves every renamed column at once, so that {a = "b", b = "a"}
-// swaps two columns instead of chaining. A renamed column replaces a
-// column of the target name.
-func (c *columns) rename(w *worker, cw *cow) {
-	moved := w.moved[:0]
-	for _, rn := range c.renames {
-		v, ok := cw.r[rn.From]
-		moved = append(moved, movedValue{v, ok})
-		if ok {
-			delete(cw.own(), rn.From)
+	es = slices.DeleteFunc(es, func(e entry) bool { return t.cols.dropped(e.name) })
+	// Every rename moves at once, so that {a = "b", b = "a"} swaps.
+	for i := range es {
+		if r := slices.IndexFunc(t.cols.renames, func(r dsl.RenameColumn) bool { return r.From == es[i].name }); r >= 0 {
+			es[i].name, es[i].renamed = t.cols.renames[r].To, r
 		}
 	}
-	for i, rn := range c.renames {
-		if moved[i].ok {
-			cw.r[rn.To] = moved[i].v
+	// A renamed column replaces one of its new name; of two renamed onto
+	// one name, the later rename wins.
+	for i := 0; i < len(es); i++ {
+		for j := i + 1; j < len(es); j++ {
+			if es[j].name != es[i].name {
+				continue
+			}
+			first, second := es[i], es[j]
+			if second.renamed > first.renamed {
+				first, second = second, first
+			}
+			es[i].srcs = append(slices.Clip(first.srcs), second.srcs...)
+			es[i].renamed = max(first.renamed, second.renamed)
+			es = slices.Delete(es, j, j+1)
+			j--
 		}
 	}
-	clear(moved)
-	w.moved = moved
+	s := &shape{cols: make([][]valueSource, len(es)), same: len(es) == in.Len()}
+	names := make([]string, len(es))
+	for i, e := range es {
+		names[i], s.cols[i] = e.name, e.srcs
+		src := e.srcs[0]
+		if len(e.srcs) > 1 || src.in != i || len(src.masks) > 0 || e.name != in.Name(i) {
+			s.same = false
+		}
+	}
+	if s.same {
+		s.out = in
+	} else {
+		s.out = change.NewColumns(names...)
+	}
+	return s
 }
 
-// movedValue is a renamed column's value and whether the row had it.
-type movedValue struct {
-	v  any
-	ok bool
+// apply returns r in shape s; set holds the computed values.
+func (s *shape) apply(w *worker, r change.Row, set []any) change.Row {
+	if s.same {
+		return r
+	}
+	vals := w.values(len(s.cols))
+	for i, srcs := range s.cols {
+		vals[i] = change.Unsent
+		for _, src := range srcs {
+			var v any
+			if src.in < 0 {
+				v = set[src.set]
+			} else if x, ok := r.Value(src.in); ok {
+				v = x
+			} else {
+				continue
+			}
+			for _, m := range src.masks {
+				if v != nil { // NULL stays NULL under every mask
+					v = m.apply(&w.hash, v)
+				}
+			}
+			vals[i] = v
+			break
+		}
+	}
+	return change.MakeRow(s.out, vals)
+}
+
+// slabValues is how many values a worker allocates at once for the rows
+// it makes: one allocation for many rows instead of one per row. A row
+// keeps its slab alive, which a batch's rows share anyway.
+const slabValues = 4096
+
+// values returns room for n values of a new row.
+func (w *worker) values(n int) []any {
+	if len(w.slab) < n {
+		w.slab = make([]any, max(slabValues, n))
+	}
+	vals := w.slab[:n:n]
+	w.slab = w.slab[n:]
+	return vals
 }
 
 // names applies select/exclude and rename to a list of column names
@@ -146,7 +256,7 @@ func (c *columns) names(list []string) []string {
 	var out []string
 	for i, n := range list {
 		to, renamed := c.renameOf(n)
-		gone := (c.keep != nil && !c.keep[n]) || slices.Contains(c.drop, n)
+		gone := c.dropped(n)
 		if out == nil && (gone || renamed) {
 			out = make([]string, i, len(list))
 			copy(out, list[:i])

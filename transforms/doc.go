@@ -14,9 +14,12 @@
 // Events of tables outside the block's `tables`, Marks and Truncates pass
 // through untouched: they carry no row the steps could change.
 //
-// Ownership: rows are shared between the branches of a DAG, so a step
-// that changes a row works on a copy (change.Row.Clone), made at most
-// once per row and only when something actually changes.
+// Rows are columnar (change.Row): the column steps are planned once per
+// input Columns (a shape: for each output column, the input column or
+// computed value it takes and the masks to apply), so that a row costs
+// one slice of values and no name is looked up per row. A row no step
+// changes passes as is: rows are shared between the branches of a DAG,
+// and a transform never writes into one.
 //
 // Concurrency: Apply may be called concurrently (a transform read by two
 // sources is applied from each source's goroutine); each call takes its

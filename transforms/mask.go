@@ -7,6 +7,7 @@ import (
 	"hash"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/sluice-cdc/sluice/dsl/eventexpr"
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -51,7 +52,9 @@ type hasher struct {
 	mac hash.Hash
 	in  []byte
 	sum []byte
-	hex []byte
+	// text holds the hex of the hashes made so far; the masked strings
+	// point into it (see hmac)
+	text []byte
 	// the last value hashed and its mask: an update's Before and After
 	// mostly hold the same value, which is then hashed once.
 	lastIn  string
@@ -75,9 +78,20 @@ func (h *hasher) hmac(s string) string {
 	h.in = append(h.in[:0], s...)
 	h.mac.Write(h.in)
 	h.sum = h.mac.Sum(h.sum[:0])
-	h.hex = hex.AppendEncode(h.hex[:0], h.sum)
-	return string(h.hex)
+	n := hex.EncodedLen(len(h.sum))
+	if cap(h.text)-len(h.text) < n {
+		h.text = make([]byte, 0, max(textSlab, n))
+	}
+	start := len(h.text)
+	h.text = hex.AppendEncode(h.text, h.sum)
+	// The bytes are never written again: h.text only grows past them,
+	// and a full slab is replaced, not reused.
+	return unsafe.String(&h.text[start], n)
 }
+
+// textSlab is how many bytes of hashes a hasher allocates at once: one
+// allocation for many values instead of one per value.
+const textSlab = 16 << 10
 
 // text is the canonical text of a column value, what hash and partial
 // mask: numbers as written in SQL, times in RFC 3339 UTC, bytes as is,

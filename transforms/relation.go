@@ -40,7 +40,7 @@ func (t *Transform) derive(src *change.Relation, after change.Row) *change.Relat
 		out.Columns = append(out.Columns, c)
 	}
 	for _, s := range t.set {
-		out.Columns = append(out.Columns, change.Column{Name: s.Column, Type: typeOf(after[s.Column])})
+		out.Columns = append(out.Columns, change.Column{Name: s.Column, Type: typeOf(after.Get(s.Column))})
 	}
 	cols := out.Columns[:0]
 	for _, c := range out.Columns {

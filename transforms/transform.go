@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -36,10 +35,14 @@ var _ engine.Transform = (*Transform)(nil)
 // worker is the per-goroutine state of Apply: an expression evaluator
 // and the hashing buffers, reused across events to avoid allocations.
 type worker struct {
-	ev    eventexpr.Evaluator
-	hash  hasher
-	vals  []any        // set results, computed before any is stored
-	moved []movedValue // rename's scratch
+	ev   eventexpr.Evaluator
+	hash hasher
+	vals []any // set results, computed before any is stored
+	// shapes caches the plan of the column steps per input Columns
+	shapes map[shapeKey]*shape
+	slab   []any          // room for the values of rows to come (see values)
+	recent [3]recentShape // the last shapes used, checked before shapes
+	next   int            // the entry of recent to replace next
 	// the last Changed lists set and the column steps rewrote
 	setNames, colNames namesCache
 }
@@ -166,9 +169,9 @@ func (t *Transform) apply(w *worker, e *change.Event) (res change.Event, keep bo
 		}
 	}
 	res = *e
-	afterOwned := false
+	var set []any
 	// set writes computed columns into the new row; a delete has none.
-	if len(t.set) > 0 && e.After != nil {
+	if len(t.set) > 0 && !e.After.IsZero() {
 		w.vals = w.vals[:0]
 		for _, s := range t.set {
 			v, err := w.ev.Value(s.Expr)
@@ -180,32 +183,34 @@ func (t *Transform) apply(w *worker, e *change.Event) (res change.Event, keep bo
 			}
 			w.vals = append(w.vals, v)
 		}
-		// Copy with room for the new columns: growing a map costs more
-		// than sizing it once.
-		res.After = make(change.Row, len(e.After)+len(t.setCols))
-		maps.Copy(res.After, e.After)
-		afterOwned = true
-		for i, s := range t.set {
-			res.After[s.Column] = w.vals[i]
-		}
+		set = w.vals
 		if !w.setNames.hit(e.Changed) {
 			w.setNames.store(e.Changed, withNames(e.Changed, t.setCols))
 		}
 		res.Changed = w.setNames.out
 	}
+	if len(t.set) > 0 || !t.cols.empty() {
+		res.Before = t.reshape(w, e.Before, nil)
+		res.After = t.reshape(w, e.After, set)
+		res.Key = t.reshape(w, e.Key, nil)
+		res.Relation = t.rels.of(t, e.Relation, &res)
+	}
 	if !t.cols.empty() {
-		res.Before = t.cols.row(w, res.Before, false)
-		res.After = t.cols.row(w, res.After, afterOwned)
-		res.Key = t.cols.row(w, res.Key, false)
 		if !w.colNames.hit(res.Changed) {
 			w.colNames.store(res.Changed, t.cols.names(res.Changed))
 		}
 		res.Changed = w.colNames.out
 	}
-	if len(t.set) > 0 || !t.cols.empty() {
-		res.Relation = t.rels.of(t, e.Relation, &res)
-	}
 	return res, true, nil
+}
+
+// reshape applies set (with the computed values set, nil for none) and
+// the column steps to r.
+func (t *Transform) reshape(w *worker, r change.Row, set []any) change.Row {
+	if r.IsZero() {
+		return r
+	}
+	return t.shapeOf(w, r.Columns(), set != nil).apply(w, r, set)
 }
 
 // withNames returns names plus those of extra it lacks, as a new slice.

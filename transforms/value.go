@@ -31,7 +31,7 @@ func normalize(v any) (any, error) {
 		}
 		return out, nil
 	case change.Row:
-		return normalizeMap(x)
+		return normalizeMap(x.Map())
 	case map[string]any:
 		return normalizeMap(x)
 	case []any:

@@ -248,7 +248,7 @@ func (c *comparison) expectedRows(ctx context.Context, r keyRange, fn func(chang
 		perSink, failed := c.g.Route(c.src.Name, events)
 		failures += len(failed)
 		for _, e := range perSink[c.sink.Name] {
-			if !e.Op.IsRow() || e.Schema != c.rel.Schema || e.Table != c.rel.Table || e.After == nil {
+			if !e.Op.IsRow() || e.Schema != c.rel.Schema || e.Table != c.rel.Table || e.After.IsZero() {
 				continue
 			}
 			if int(e.Position.Index) < len(keys) {
@@ -264,15 +264,22 @@ func (c *comparison) expectedRows(ctx context.Context, r keyRange, fn func(chang
 		events, keys = events[:0], keys[:0]
 		return nil
 	}
+	// Every row of the scan has the same shape: one Columns for the rows
+	// and one for their keys, the key's values found by position.
+	rowCols, keyCols := change.NewColumns(c.srcCols...), change.NewColumns(keyNames...)
+	keyPos := make([]int, len(keyNames))
+	for i, k := range keyNames {
+		keyPos[i] = slices.Index(c.srcCols, k)
+	}
 	err = c.source.scan(ctx, c.srcKey, c.srcCols, r, func(vals []any) error {
-		row := make(change.Row, len(vals))
-		for i, col := range c.srcCols {
-			row[col] = vals[i]
+		row := change.MakeRow(rowCols, slices.Clone(vals))
+		kvals := make([]any, len(keyNames))
+		for i, j := range keyPos {
+			if j >= 0 {
+				kvals[i] = vals[j]
+			}
 		}
-		key := make(change.Row, len(keyNames))
-		for _, k := range keyNames {
-			key[k] = row[k]
-		}
+		key := change.MakeRow(keyCols, kvals)
 		kv := make([]any, len(keyIdx))
 		for i, j := range keyIdx {
 			kv[i] = vals[j]
@@ -317,10 +324,10 @@ func (c *comparison) checkKey(after change.Row, src []any) error {
 // lookup finds a column of an event row by the target's spelling (which
 // may differ in case on MySQL).
 func lookup(row change.Row, col string) (any, bool) {
-	if v, ok := row[col]; ok {
+	if v, ok := row.Lookup(col); ok {
 		return v, true
 	}
-	for k, v := range row {
+	for k, v := range row.All() {
 		if strings.EqualFold(k, col) {
 			return v, true
 		}
@@ -351,8 +358,8 @@ func (c *comparison) columns(after change.Row) (tgt []string, from map[string]st
 			continue
 		}
 		src := n
-		if _, ok := after[n]; !ok {
-			for k := range after {
+		if _, ok := after.Lookup(n); !ok {
+			for k := range after.All() {
 				if strings.EqualFold(k, n) {
 					src = k
 				}
@@ -434,7 +441,7 @@ func (c *comparison) readSource(ctx context.Context, r keyRange) (*side, error) 
 		for i, k := range c.tgtKey {
 			kv[i], _ = lookup(after, k)
 		}
-		s.add(c.hashRow(cc.cols, func(col string) (any, bool) { v, ok := after[cc.from[col]]; return v, ok }, kv))
+		s.add(c.hashRow(cc.cols, func(col string) (any, bool) { v, ok := after.Lookup(cc.from[col]); return v, ok }, kv))
 		return nil
 	})
 	return s, err
@@ -632,12 +639,12 @@ func (c *comparison) columnDiffs(ctx context.Context, keyVals []any) ([]ColumnDi
 	if err := c.target.scan(ctx, c.tgtKey, cols, keyRange{eq: keyVals}, func(vals []any) error { got = slices.Clone(vals); return nil }); err != nil {
 		return nil, err
 	}
-	if want == nil || got == nil {
+	if want.IsZero() || got == nil {
 		return nil, nil // changed since: the next run will tell
 	}
 	var out []ColumnDiff
 	for _, col := range c.compared() {
-		w, ok := want[c.chunkCols.from[col]]
+		w, ok := want.Lookup(c.chunkCols.from[col])
 		i := slices.Index(cols, col)
 		k := c.kindFor(col, w)
 		switch {

@@ -31,16 +31,16 @@ func TestDlqListNamesTheKey(t *testing.T) {
 	letters := []state.Letter{
 		{Stage: "sink.out", Err: "value too long for column email", Time: time.Unix(1700000000, 0), Event: change.Event{
 			Op: change.Insert, Schema: "public", Table: "users", Relation: users,
-			Key:      change.Row{"id": int64(42)},
-			After:    change.Row{"id": int64(42), "email": "far too long"},
+			Key:      change.RowOf(map[string]any{"id": int64(42)}),
+			After:    change.RowOf(map[string]any{"id": int64(42), "email": "far too long"}),
 			Position: change.Position{Source: "in", Offset: 100, Index: 1}}},
 		{Stage: "sink.out", Err: "duplicate key", Time: time.Unix(1700000001, 0), Event: change.Event{
 			Op: change.Update, Schema: "public", Table: "members", Relation: members,
-			Key:      change.Row{"name": "ann b", "tenant": int64(7)},
-			After:    change.Row{"tenant": int64(7), "age": int64(30), "name": "ann b"},
+			Key:      change.RowOf(map[string]any{"name": "ann b", "tenant": int64(7)}),
+			After:    change.RowOf(map[string]any{"tenant": int64(7), "age": int64(30), "name": "ann b"}),
 			Position: change.Position{Source: "in", Offset: 101, Index: 0}}},
 		{Stage: "transform.t", Err: "no key at all", Time: time.Unix(1700000002, 0), Event: change.Event{
-			Op: change.Insert, Table: "logs", After: change.Row{"msg": "x"},
+			Op: change.Insert, Table: "logs", After: change.RowOf(map[string]any{"msg": "x"}),
 			Position: change.Position{Source: "in", Offset: 102, Index: 0}}},
 	}
 	store, err := state.Open(statePath)

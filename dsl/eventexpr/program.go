@@ -32,7 +32,12 @@ type Program struct {
 	// name whose value costs a formatting per event; Bind leaves it unset
 	// until such a program runs.
 	usesPosition bool
-	columns      []ColumnRef
+	// maps are the rows whose map the expression reads, because it uses
+	// them whole (keys(row), after[name]); reads of single columns and
+	// the like go to the change.Row itself (see rowAccess). Bind leaves
+	// the maps unset until such a program runs.
+	maps    rowMask
+	columns []ColumnRef
 }
 
 // ColumnRef is a column an expression reads from a row (after.email,
@@ -63,6 +68,13 @@ func (e *Error) Error() string { return e.Message }
 // mistake: syntax errors, unknown names, type errors, and a comparison of
 // `op` with a value it never takes.
 func Compile(src string, kind Kind) (*Program, error) {
+	return compile(src, kind, true)
+}
+
+// compile is Compile; direct false leaves out rowAccess, so that the
+// program reads every row through its map as it used to (for tests that
+// compare the two).
+func compile(src string, kind Kind, direct bool) (*Program, error) {
 	opts := []expr.Option{expr.Env(Env{}), expr.Optimize(true)}
 	opts = append(opts, functions...)
 	opts = append(opts, numberOf)
@@ -72,7 +84,16 @@ func Compile(src string, kind Kind) (*Program, error) {
 	checker := &opChecker{}
 	uses := &nameUse{}
 	cols := &columnReads{}
+	// The patches run in this order, each over the whole tree: those
+	// that inspect the expression as written first, rowAccess, which
+	// rewrites the reads of the environment, last but for rowUse, which
+	// looks at what it left.
 	opts = append(opts, expr.Patch(checker), expr.Patch(uses), expr.Patch(cols), expr.Patch(numericOperands{}))
+	rows := &rowUse{maps: allRows}
+	if direct {
+		rows.maps = 0
+		opts = append(opts, expr.Patch(&rowAccess{}), expr.Patch(rows))
+	}
 	p, err := expr.Compile(src, opts...)
 	if err != nil {
 		var fe *file.Error
@@ -88,7 +109,11 @@ func Compile(src string, kind Kind) (*Program, error) {
 	for i := range cols.refs {
 		cols.refs[i].Offset = runeToByte(src, cols.refs[i].Offset)
 	}
-	return &Program{Source: src, program: p, usesPosition: uses.position, columns: cols.refs}, nil
+	maps := rows.maps
+	if uses.env {
+		maps = allRows // $env.after, or the whole $env
+	}
+	return &Program{Source: src, program: p, usesPosition: uses.position || uses.env, maps: maps, columns: cols.refs}, nil
 }
 
 // columnReads collects the columns an expression reads from row
@@ -143,12 +168,18 @@ func literalKind(n ast.Node) string {
 	return ""
 }
 
-// nameUse records which costly names an expression reads.
-type nameUse struct{ position bool }
+// nameUse records which costly names an expression reads: position, and
+// $env, through which it may read any name.
+type nameUse struct{ position, env bool }
 
 func (u *nameUse) Visit(node *ast.Node) {
-	if id, ok := (*node).(*ast.IdentifierNode); ok && id.Value == "position" {
-		u.position = true
+	if id, ok := (*node).(*ast.IdentifierNode); ok {
+		switch id.Value {
+		case "position", "Position":
+			u.position = true
+		case "$env":
+			u.env = true
+		}
 	}
 }
 
@@ -225,20 +256,25 @@ type Evaluator struct {
 	env Env
 	// event is the bound event, for the lazily filled Position.
 	event    *change.Event
-	position bool // env.Position describes event
+	position bool    // env.Position describes event
+	maps     rowMask // the maps of env that describe event
 }
 
 // Bind prepares the evaluator for e; call it before Bool or Value. e must
 // not change until the next Bind.
 func (ev *Evaluator) Bind(e *change.Event) {
 	ev.env.fill(e)
-	ev.event, ev.position = e, false
+	ev.event, ev.position, ev.maps = e, false, 0
 }
 
 func (ev *Evaluator) run(p *Program) (any, error) {
 	if p.usesPosition && !ev.position {
 		ev.env.Position = ev.event.Position.String()
 		ev.position = true
+	}
+	if need := p.maps &^ ev.maps; need != 0 {
+		ev.env.fillMaps(need)
+		ev.maps |= need
 	}
 	return ev.vm.Run(p.program, &ev.env)
 }

@@ -46,7 +46,7 @@ func TestEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev Evaluator
-	e := change.Event{Op: change.Insert, After: change.Row{"total": int64(60), "status": "shipped", "email": "a@b.example"}}
+	e := change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"total": int64(60), "status": "shipped", "email": "a@b.example"})}
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err != nil || !ok {
 		t.Errorf("where = %v, %v; want true", ok, err)
@@ -54,12 +54,12 @@ func TestEvaluate(t *testing.T) {
 	if v, err := ev.Value(domain); err != nil || v != "b.example" {
 		t.Errorf("domain = %v, %v", v, err)
 	}
-	e.After["total"] = 10.5
+	e.After.Set("total", 10.5)
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err != nil || ok {
 		t.Errorf("where = %v, %v; want false", ok, err)
 	}
-	del := change.Event{Op: change.Delete, Before: change.Row{"id": int64(1)}}
+	del := change.Event{Op: change.Delete, Before: change.RowOf(map[string]any{"id": int64(1)})}
 	ev.Bind(&del)
 	if _, err := ev.Value(domain); err == nil {
 		t.Errorf("split of nil: want a runtime error")
@@ -112,27 +112,27 @@ func TestNumericColumnsCompareAsNumbers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev Evaluator
-	e := change.Event{Op: change.Insert, After: change.Row{"total": change.Numeric("120.50")}}
+	e := change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"total": change.Numeric("120.50")})}
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err == nil && ok {
 		t.Errorf("120.50 < 100.5 held")
 	}
-	e.After["total"] = change.Numeric("60.0")
+	e.After.Set("total", change.Numeric("60.0"))
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err != nil || ok {
 		t.Errorf("where on 60.0 = %v, %v; want false (60*2 != 241)", ok, err)
 	}
-	e.After["total"] = change.Numeric("60.5")
+	e.After.Set("total", change.Numeric("60.5"))
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err != nil || ok {
 		t.Errorf("where on 60.5 = %v, %v; want false", ok, err)
 	}
-	e.After["total"] = change.Numeric("100.25")
+	e.After.Set("total", change.Numeric("100.25"))
 	ev.Bind(&e)
 	if ok, err := ev.Bool(where); err != nil || ok {
 		t.Errorf("where on 100.25 = %v, %v", ok, err)
 	}
-	e.After["total"] = change.Numeric("99")
+	e.After.Set("total", change.Numeric("99"))
 	ev.Bind(&e)
 	if _, err := ev.Bool(where); err != nil {
 		t.Errorf("where on 99: %v", err)
@@ -141,7 +141,7 @@ func TestNumericColumnsCompareAsNumbers(t *testing.T) {
 		t.Errorf("a plain column read = %#v, %v; want the exact change.Numeric", v, err)
 	}
 	half, _ := Compile("after.total >= 50", Predicate)
-	e.After["total"] = change.Numeric("120.50")
+	e.After.Set("total", change.Numeric("120.50"))
 	ev.Bind(&e)
 	if ok, err := ev.Bool(half); err != nil || !ok {
 		t.Errorf("120.50 >= 50 = %v, %v", ok, err)
@@ -175,7 +175,7 @@ func TestEqualityWithTextNeedsNoConversion(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ev Evaluator
-	e := change.Event{Op: change.Insert, After: change.Row{"status": "shipped", "total": change.Numeric("50.00")}}
+	e := change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"status": "shipped", "total": change.Numeric("50.00")})}
 	ev.Bind(&e)
 	if ok, err := ev.Bool(p); err != nil || !ok {
 		t.Errorf("= %v, %v; want true (a numeric 50.00 equals 50)", ok, err)

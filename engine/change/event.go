@@ -64,10 +64,11 @@ type Event struct {
 	// Key holds the primary-key columns of the row. For updates that
 	// change the key it is the new key and Before holds the old one.
 	Key Row
-	// Before is the row before the change (nil for inserts and snapshots).
+	// Before is the row before the change (the zero Row for inserts and
+	// snapshots).
 	Before Row
-	// After is the row after the change (nil for deletes). A column that
-	// is absent from After (as opposed to present with a nil value) was
+	// After is the row after the change (the zero Row for deletes). A
+	// column that After lacks (as opposed to has with a nil value) was
 	// not sent by the source, e.g. an unchanged TOASTed value: sinks must
 	// leave the target's value alone.
 	After Row
@@ -97,7 +98,7 @@ type Event struct {
 
 // Row returns After if present, else Before.
 func (e *Event) Row() Row {
-	if e.After != nil {
+	if !e.After.IsZero() {
 		return e.After
 	}
 	return e.Before

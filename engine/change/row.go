@@ -1,35 +1,5 @@
 package change
 
-import (
-	"maps"
-	"sort"
-)
-
-// Row maps column names to values. Values are nil (SQL NULL) or one of:
-// bool, int64, float64, string, []byte, time.Time, Numeric, JSON,
-// []any (arrays), map[string]any (decoded JSON objects in native events).
-// Sources keep the column's database type in Relation so that sinks can
-// write it faithfully.
-type Row map[string]any
-
-// Clone returns a shallow copy; values are immutable by convention.
-func (r Row) Clone() Row {
-	if r == nil {
-		return nil
-	}
-	return maps.Clone(r)
-}
-
-// Names returns the row's column names, sorted.
-func (r Row) Names() []string {
-	names := make([]string, 0, len(r))
-	for k := range r {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	return names
-}
-
 // Numeric is an exact decimal number in its canonical text form
 // ("12.50", "-3", "NaN"). It never passes through float64.
 type Numeric string

@@ -139,11 +139,11 @@ func (r *eventRecord) event() (change.Event, error) {
 // {"t":RFC3339Nano} time, {"n":..} Numeric, {"j":..} JSON, {"a":[..]}
 // array, {"m":{..}} object; booleans and null as themselves.
 func rowJSON(r change.Row) json.RawMessage {
-	if r == nil {
+	if r.IsZero() {
 		return nil
 	}
-	m := make(map[string]any, len(r))
-	for k, v := range r {
+	m := make(map[string]any, r.Len())
+	for k, v := range r.All() {
 		m[k] = tagged(v)
 	}
 	b, err := json.Marshal(m)
@@ -195,23 +195,22 @@ func tagged(v any) any {
 
 func rowFromJSON(raw json.RawMessage) (change.Row, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
+		return change.Row{}, nil
 	}
 	var m map[string]any
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: row: %v", errRecord, err)
+		return change.Row{}, fmt.Errorf("%w: row: %v", errRecord, err)
 	}
-	row := make(change.Row, len(m))
 	for k, v := range m {
 		x, err := untagged(v)
 		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", k, err)
+			return change.Row{}, fmt.Errorf("column %q: %w", k, err)
 		}
-		row[k] = x
+		m[k] = x
 	}
-	return row, nil
+	return change.RowOf(m), nil
 }
 
 func untagged(v any) (any, error) {

@@ -195,11 +195,11 @@ func applyChanges(ctx context.Context, conn *pgx.Conn, total int, pause time.Dur
 func describe(e change.Event) (id, step string) {
 	switch e.Op {
 	case change.Insert:
-		return fmt.Sprint(e.After["id"]), fmt.Sprintf("c%v", e.After["ver"])
+		return fmt.Sprint(e.After.Get("id")), fmt.Sprintf("c%v", e.After.Get("ver"))
 	case change.Update:
-		return fmt.Sprint(e.After["id"]), fmt.Sprintf("u%v", e.After["ver"])
+		return fmt.Sprint(e.After.Get("id")), fmt.Sprintf("u%v", e.After.Get("ver"))
 	case change.Delete:
-		return fmt.Sprint(e.Before["id"]), fmt.Sprintf("d%v", e.Before["ver"])
+		return fmt.Sprint(e.Before.Get("id")), fmt.Sprintf("d%v", e.Before.Get("ver"))
 	}
 	return "?", e.Op.String()
 }

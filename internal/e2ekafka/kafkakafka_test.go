@@ -110,7 +110,7 @@ sink "kafka" "copy" {
 			if err != nil || !row {
 				t.Fatalf("partition %d offset %d: not a row change (%v): %s", r.Partition, r.Offset, err, r.Value)
 			}
-			times[fmt.Sprint(e.After["order_id"])]++
+			times[fmt.Sprint(e.After.Get("order_id"))]++
 			n++
 		})
 		return n

@@ -39,16 +39,16 @@ func TestInferTable(t *testing.T) {
 		return &input{in: &dsl.TestInput{Event: e}, event: e}
 	}
 	cols, key := inferTable("public.t", []*input{
-		in(change.Insert, nil, change.Row{"id": int64(1), "name": "a", "total": int64(80), "ok": true, "doc": map[string]any{"a": 1}, "gone": nil}, change.Row{"id": int64(1)}),
-		in(change.Update, change.Row{"id": int64(1)}, change.Row{"id": int64(1), "total": 49.99, "mixed": "x"}, change.Row{"id": int64(1)}),
-		in(change.Insert, nil, change.Row{"id": int64(2), "mixed": int64(3)}, change.Row{"id": int64(2)}),
+		in(change.Insert, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "name": "a", "total": int64(80), "ok": true, "doc": map[string]any{"a": 1}, "gone": nil}), change.RowOf(map[string]any{"id": int64(1)})),
+		in(change.Update, change.RowOf(map[string]any{"id": int64(1)}), change.RowOf(map[string]any{"id": int64(1), "total": 49.99, "mixed": "x"}), change.RowOf(map[string]any{"id": int64(1)})),
+		in(change.Insert, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "mixed": int64(3)}), change.RowOf(map[string]any{"id": int64(2)})),
 	}, []string{"public.t.secret", "public.other.x"})
 	want := []pgColumn{{name: "id", typ: "bigint"}, {name: "doc", typ: "jsonb"}, {name: "gone", typ: "text"}, {name: "mixed", typ: "text"},
 		{name: "name", typ: "text"}, {name: "ok", typ: "boolean"}, {name: "secret", typ: "text"}, {name: "total", typ: "numeric"}}
 	if !reflect.DeepEqual(cols, want) || !reflect.DeepEqual(key, []string{"id"}) {
 		t.Errorf("inferTable = %v key %v\nwant %v key [id]", cols, key, want)
 	}
-	_, key = inferTable("public.t", []*input{in(change.Insert, nil, change.Row{"code": "a"}, nil)}, nil)
+	_, key = inferTable("public.t", []*input{in(change.Insert, change.Row{}, change.RowOf(map[string]any{"code": "a"}), change.Row{})}, nil)
 	if key != nil {
 		t.Errorf("no key given: key %v, want none (REPLICA IDENTITY FULL)", key)
 	}
@@ -65,18 +65,18 @@ func TestStatement(t *testing.T) {
 		args      []any
 		err       string
 	}{
-		{"insert; generated columns are the database's", change.Event{Op: change.Insert, After: change.Row{"id": int64(1), "name": "Ben", "len": int64(3)}}, change.Event{},
+		{"insert; generated columns are the database's", change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"id": int64(1), "name": "Ben", "len": int64(3)})}, change.Event{},
 			"INSERT INTO " + q + ` ("id", "name") OVERRIDING SYSTEM VALUE VALUES ($1, $2)`, []any{"1", "Ben"}, ""},
-		{"update located by before, moving the key", change.Event{Op: change.Update, Before: change.Row{"id": int64(1)}, After: change.Row{"id": int64(10), "name": nil}}, change.Event{},
+		{"update located by before, moving the key", change.Event{Op: change.Update, Before: change.RowOf(map[string]any{"id": int64(1)}), After: change.RowOf(map[string]any{"id": int64(10), "name": nil})}, change.Event{},
 			"UPDATE " + q + ` SET "id" = $1, "name" = $2 WHERE "id" IS NOT DISTINCT FROM $3`, []any{"10", nil, "1"}, ""},
-		{"update leaves the columns before already has alone", change.Event{Op: change.Update, Before: change.Row{"id": int64(1)}, After: change.Row{"id": int64(1), "name": "B"}}, change.Event{},
+		{"update leaves the columns before already has alone", change.Event{Op: change.Update, Before: change.RowOf(map[string]any{"id": int64(1)}), After: change.RowOf(map[string]any{"id": int64(1), "name": "B"})}, change.Event{},
 			"UPDATE " + q + ` SET "name" = $1 WHERE "id" IS NOT DISTINCT FROM $2`, []any{"B", "1"}, ""},
-		{"update without before: by the key", change.Event{Op: change.Update, After: change.Row{"id": int64(2), "tags": []any{"a", `b"c`}}}, change.Event{Key: change.Row{"id": int64(2)}},
+		{"update without before: by the key", change.Event{Op: change.Update, After: change.RowOf(map[string]any{"id": int64(2), "tags": []any{"a", `b"c`}})}, change.Event{Key: change.RowOf(map[string]any{"id": int64(2)})},
 			"UPDATE " + q + ` SET "id" = $1, "tags" = $2 WHERE "id" IS NOT DISTINCT FROM $3`, []any{"2", `{"a","b\"c"}`, "2"}, ""},
-		{"delete by every column before gives", change.Event{Op: change.Delete, Before: change.Row{"id": int64(1), "name": "Ben"}}, change.Event{},
+		{"delete by every column before gives", change.Event{Op: change.Delete, Before: change.RowOf(map[string]any{"id": int64(1), "name": "Ben"})}, change.Event{},
 			"DELETE FROM " + q + ` WHERE "id" IS NOT DISTINCT FROM $1 AND "name" IS NOT DISTINCT FROM $2`, []any{"1", "Ben"}, ""},
 		{"truncate", change.Event{Op: change.Truncate}, change.Event{}, "TRUNCATE " + q, nil, ""},
-		{"a column the real table lacks", change.Event{Op: change.Insert, After: change.Row{"id": int64(1), "email": "x"}}, change.Event{}, "", nil, `column "email" is not a column of`},
+		{"a column the real table lacks", change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"id": int64(1), "email": "x"})}, change.Event{}, "", nil, `column "email" is not a column of`},
 		{"a delete with nothing to find the row by", change.Event{Op: change.Delete}, change.Event{}, "", nil, "gives no before"},
 	}
 	for _, c := range cases {

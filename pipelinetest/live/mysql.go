@@ -267,6 +267,11 @@ func (m *mysqlServer) rows(ctx context.Context, database, table string) ([]chang
 	}
 	defer rs.Close()
 	var out []change.Row
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.name
+	}
+	rowCols := change.NewColumns(names...)
 	for rs.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -276,11 +281,10 @@ func (m *mysqlServer) rows(ctx context.Context, database, table string) ([]chang
 		if err := rs.Scan(ptrs...); err != nil {
 			return nil, nil, false, err
 		}
-		row := change.Row{}
 		for i, c := range cols {
-			row[c.name] = mysqlValue(c, vals[i])
+			vals[i] = mysqlValue(c, vals[i])
 		}
-		out = append(out, row)
+		out = append(out, change.MakeRow(rowCols, vals))
 	}
 	return out, key, true, rs.Err()
 }

@@ -381,6 +381,11 @@ func (p *pgServer) rows(ctx context.Context, schema, name string) ([]change.Row,
 	}
 	defer rs.Close()
 	var out []change.Row
+	names := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		names[i] = c.name
+	}
+	rowCols := change.NewColumns(names...)
 	for rs.Next() {
 		vals := make([]*string, len(t.columns))
 		ptrs := make([]any, len(vals))
@@ -390,15 +395,13 @@ func (p *pgServer) rows(ctx context.Context, schema, name string) ([]change.Row,
 		if err := rs.Scan(ptrs...); err != nil {
 			return nil, nil, err
 		}
-		row := change.Row{}
+		row := make([]any, len(t.columns))
 		for i, c := range t.columns {
-			if vals[i] == nil {
-				row[c.name] = nil
-				continue
+			if vals[i] != nil {
+				row[i] = pgValue(c.typ, *vals[i])
 			}
-			row[c.name] = pgValue(c.typ, *vals[i])
 		}
-		out = append(out, row)
+		out = append(out, change.MakeRow(rowCols, row))
 	}
 	return out, t, rs.Err()
 }

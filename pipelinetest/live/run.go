@@ -602,7 +602,7 @@ func keyText(key []string) string {
 func inferTable(qualified string, inputs []*input, exclude []string) ([]pgColumn, []string) {
 	kinds := map[string]map[string]bool{}
 	add := func(r change.Row) {
-		for c, v := range r {
+		for c, v := range r.All() {
 			if kinds[c] == nil {
 				kinds[c] = map[string]bool{}
 			}
@@ -624,7 +624,7 @@ func inferTable(qualified string, inputs []*input, exclude []string) ([]pgColumn
 		}
 	}
 	var key []string
-	if k := inputs[0].event.Key; len(k) > 0 {
+	if k := inputs[0].event.Key; k.Len() > 0 {
 		key = k.Names()
 		for _, c := range key {
 			if kinds[c] == nil {
@@ -1241,10 +1241,10 @@ func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
 	}
 	locate := func() (string, error) {
 		row := in.Before
-		if len(row) == 0 {
+		if row.Len() == 0 {
 			row = e.Key
 		}
-		if len(row) == 0 {
+		if row.Len() == 0 {
 			return "", fmt.Errorf("the %s gives no before (and its row no key) to find the row by", in.Op)
 		}
 		cols, err := columns(row)
@@ -1253,7 +1253,7 @@ func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
 		}
 		var conds []string
 		for _, c := range cols {
-			conds = append(conds, ident(c.name)+" IS NOT DISTINCT FROM "+arg(c, row[c.name]))
+			conds = append(conds, ident(c.name)+" IS NOT DISTINCT FROM "+arg(c, row.Get(c.name)))
 		}
 		return " WHERE " + strings.Join(conds, " AND "), nil
 	}
@@ -1268,7 +1268,7 @@ func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
 		}
 		names, vals := make([]string, len(cols)), make([]string, len(cols))
 		for i, c := range cols {
-			names[i], vals[i] = ident(c.name), arg(c, in.After[c.name])
+			names[i], vals[i] = ident(c.name), arg(c, in.After.Get(c.name))
 		}
 		return "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ") OVERRIDING SYSTEM VALUE VALUES (" + strings.Join(vals, ", ") + ")", args, nil
 	case change.Update:
@@ -1284,13 +1284,13 @@ func (t *pgTable) statement(in, e *change.Event) (string, []any, error) {
 		// ALWAYS, may not even be set to its own value).
 		var sets []string
 		for _, c := range cols {
-			if old, ok := in.Before[c.name]; ok && pipelinetest.Equal(old, in.After[c.name]) && len(cols) > 1 {
+			if old, ok := in.Before.Lookup(c.name); ok && pipelinetest.Equal(old, in.After.Get(c.name)) && len(cols) > 1 {
 				continue
 			}
-			sets = append(sets, ident(c.name)+" = "+arg(c, in.After[c.name]))
+			sets = append(sets, ident(c.name)+" = "+arg(c, in.After.Get(c.name)))
 		}
 		if len(sets) == 0 {
-			sets = append(sets, ident(cols[0].name)+" = "+arg(cols[0], in.After[cols[0].name]))
+			sets = append(sets, ident(cols[0].name)+" = "+arg(cols[0], in.After.Get(cols[0].name)))
 		}
 		where, err := locate()
 		if err != nil {

@@ -34,7 +34,7 @@ func pgTx(xid, lsn uint64, at time.Time, tables ...string) []change.Event {
 	tx := change.Tx{ID: xid, CommitTime: at}
 	var out []change.Event
 	for i, tb := range tables {
-		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: tb, After: change.Row{"n": int64(i)}, Tx: tx,
+		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: tb, After: change.RowOf(map[string]any{"n": int64(i)}), Tx: tx,
 			Position: change.Position{Source: "app", Offset: lsn, Index: uint32(i)}})
 	}
 	return append(out, change.Event{Op: change.Mark, Tx: tx, Boundary: true, Position: change.Position{Source: "app", Offset: lsn, Index: 1<<32 - 1}})

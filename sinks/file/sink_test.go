@@ -24,7 +24,7 @@ func newSink(t *testing.T, path, format string) *Sink {
 }
 
 func ev(i int) change.Event {
-	return change.Event{Op: change.Insert, Schema: "public", Table: "users", After: change.Row{"id": int64(i)},
+	return change.Event{Op: change.Insert, Schema: "public", Table: "users", After: change.RowOf(map[string]any{"id": int64(i)}),
 		Position: change.Position{Source: "in", Offset: uint64(i)}, Boundary: true}
 }
 

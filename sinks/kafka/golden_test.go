@@ -154,8 +154,8 @@ func TestSchemasRoundTrip(t *testing.T) {
 	defer s.Close()
 	ctx := context.Background()
 	when := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
-	e := change.Event{Op: change.Insert, Schema: "public", Table: "orders", Key: change.Row{"id": int64(1)},
-		After:    change.Row{"id": int64(1), "total": change.Numeric("12.50"), "placed_at": when, "note": "gift", "paid": true},
+	e := change.Event{Op: change.Insert, Schema: "public", Table: "orders", Key: change.RowOf(map[string]any{"id": int64(1)}),
+		After:    change.RowOf(map[string]any{"id": int64(1), "total": change.Numeric("12.50"), "placed_at": when, "note": "gift", "paid": true}),
 		Tx:       change.Tx{ID: 7, CommitTime: when.Truncate(time.Millisecond)},
 		Position: change.Position{Source: "app", Offset: 99}, Boundary: true}
 	if err := s.Write(ctx, []change.Event{e}); err != nil {
@@ -186,9 +186,9 @@ func TestSchemasRoundTrip(t *testing.T) {
 	if err != nil || !row {
 		t.Fatalf("decode: %v", err)
 	}
-	for col, want := range e.After {
-		if !reflect.DeepEqual(got.After[col], want) {
-			t.Errorf("column %s: got %#v, want %#v", col, got.After[col], want)
+	for col, want := range e.After.All() {
+		if !reflect.DeepEqual(got.After.Get(col), want) {
+			t.Errorf("column %s: got %#v, want %#v", col, got.After.Get(col), want)
 		}
 	}
 	if got.Tx != e.Tx || got.Op != e.Op || got.Table != e.Table {

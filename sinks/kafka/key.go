@@ -20,18 +20,18 @@ func recordKey(e *change.Event, cols []string) ([]byte, error) {
 		key = make(map[string]any, len(cols))
 		row := e.Row()
 		for _, c := range cols {
-			v, ok := e.Key[c]
+			v, ok := e.Key.Lookup(c)
 			if !ok {
-				v, ok = row[c]
+				v, ok = row.Lookup(c)
 			}
 			if !ok {
 				return nil, fmt.Errorf("key column %q is not in this %s event of %s: set key to columns every event of the table has", c, e.Op, e.QualifiedTable())
 			}
 			key[c] = jsonValue(v)
 		}
-	case len(e.Key) > 0:
-		key = make(map[string]any, len(e.Key))
-		for c, v := range e.Key {
+	case e.Key.Len() > 0:
+		key = make(map[string]any, e.Key.Len())
+		for c, v := range e.Key.All() {
 			key[c] = jsonValue(v)
 		}
 	default:

@@ -40,7 +40,7 @@ func pgTx(xid, lsn uint64, at time.Time, id0 int, tables ...string) []change.Eve
 	var out []change.Event
 	for i, tb := range tables {
 		id := int64(id0 + i)
-		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: tb, Key: change.Row{"id": id}, After: change.Row{"id": id}, Tx: tx,
+		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: tb, Key: change.RowOf(map[string]any{"id": id}), After: change.RowOf(map[string]any{"id": id}), Tx: tx,
 			Position: change.Position{Source: "app", Offset: lsn, Index: uint32(i)}})
 	}
 	return append(out, change.Event{Op: change.Mark, Tx: tx, Boundary: true, Position: change.Position{Source: "app", Offset: lsn, Index: 1<<32 - 1}})

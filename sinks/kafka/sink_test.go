@@ -59,17 +59,17 @@ func changes(from, n, keys int) []change.Event {
 	out := make([]change.Event, 0, n)
 	for i := from; i < from+n; i++ {
 		id := int64(i % keys)
-		e := change.Event{Schema: "public", Table: "users", Key: change.Row{"id": id},
+		e := change.Event{Schema: "public", Table: "users", Key: change.RowOf(map[string]any{"id": id}),
 			Tx: change.Tx{ID: uint64(500 + i), CommitTime: time.Unix(1767323045, 0).UTC()}, Boundary: true,
 			Position: change.Position{Source: "app", Offset: uint64(100 + i)}}
-		row := change.Row{"id": id, "version": int64(i)}
+		row := change.RowOf(map[string]any{"id": id, "version": int64(i)})
 		switch {
 		case i < keys:
 			e.Op, e.After = change.Insert, row
 		case i%7 == 0:
-			e.Op, e.Before = change.Delete, change.Row{"id": id}
+			e.Op, e.Before = change.Delete, change.RowOf(map[string]any{"id": id})
 		default:
-			e.Op, e.After, e.Before = change.Update, row, change.Row{"id": id}
+			e.Op, e.After, e.Before = change.Update, row, change.RowOf(map[string]any{"id": id})
 		}
 		out = append(out, e)
 	}
@@ -162,7 +162,7 @@ func checkOncePerKeyInOrder(t *testing.T, got []consumed, events []change.Event)
 	t.Helper()
 	want := map[string][]string{}
 	for _, e := range events {
-		k := fmt.Sprintf(`{"id":%d}`, e.Key["id"])
+		k := fmt.Sprintf(`{"id":%d}`, e.Key.Get("id"))
 		want[k] = append(want[k], e.Position.String())
 		if e.Op == change.Delete {
 			want[k] = append(want[k], "tombstone "+e.Position.String())
@@ -302,12 +302,14 @@ func TestRecordKey(t *testing.T) {
 		cols []string
 		want string
 	}{
-		{"primary key", change.Event{Op: change.Insert, Key: change.Row{"id": int64(1)}}, nil, `{"id":1}`},
-		{"composite sorted", change.Event{Op: change.Insert, Key: change.Row{"b": "x", "a": int64(2)}}, nil, `{"a":2,"b":"x"}`},
-		{"numeric exact", change.Event{Op: change.Insert, Key: change.Row{"n": change.Numeric("12.50")}}, nil, `{"n":12.50}`},
-		{"time utc", change.Event{Op: change.Insert, Key: change.Row{"t": ts}}, nil, `{"t":"2026-01-02T02:04:05.000006Z"}`},
-		{"configured from row", change.Event{Op: change.Update, After: change.Row{"email": "a@b", "id": int64(3)}}, []string{"email"}, `{"email":"a@b"}`},
-		{"no key", change.Event{Op: change.Insert, After: change.Row{"v": int64(1)}}, nil, ``},
+		{"primary key", change.Event{Op: change.Insert, Key: change.RowOf(map[string]any{"id": int64(1)})}, nil, `{"id":1}`},
+		{"composite sorted", change.Event{Op: change.Insert, Key: change.RowOf(map[string]any{"b": "x", "a": int64(2)})}, nil, `{"a":2,"b":"x"}`},
+		{"composite in table order", change.Event{Op: change.Insert, Key: change.MakeRow(change.NewColumns("b", "c", "a"), []any{"x", change.Unsent, int64(2)})}, nil, `{"a":2,"b":"x"}`},
+		{"configured in table order", change.Event{Op: change.Update, After: change.MakeRow(change.NewColumns("id", "email"), []any{int64(3), "a@b"})}, []string{"id", "email"}, `{"email":"a@b","id":3}`},
+		{"numeric exact", change.Event{Op: change.Insert, Key: change.RowOf(map[string]any{"n": change.Numeric("12.50")})}, nil, `{"n":12.50}`},
+		{"time utc", change.Event{Op: change.Insert, Key: change.RowOf(map[string]any{"t": ts})}, nil, `{"t":"2026-01-02T02:04:05.000006Z"}`},
+		{"configured from row", change.Event{Op: change.Update, After: change.RowOf(map[string]any{"email": "a@b", "id": int64(3)})}, []string{"email"}, `{"email":"a@b"}`},
+		{"no key", change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"v": int64(1)})}, nil, ``},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := recordKey(&tc.e, tc.cols)
@@ -316,7 +318,7 @@ func TestRecordKey(t *testing.T) {
 			}
 		})
 	}
-	e := change.Event{Op: change.Delete, Schema: "public", Table: "users", Before: change.Row{"id": int64(1)}}
+	e := change.Event{Op: change.Delete, Schema: "public", Table: "users", Before: change.RowOf(map[string]any{"id": int64(1)})}
 	if _, err := recordKey(&e, []string{"email"}); err == nil || !strings.Contains(err.Error(), `key column "email"`) {
 		t.Fatalf("missing key column: got %v", err)
 	}

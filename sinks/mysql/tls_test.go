@@ -86,7 +86,7 @@ func TestTLSBlockVerifiesTheServer(t *testing.T) {
 	var evs []change.Event
 	for i, name := range []string{"Ada", "Alan", "Grace"} {
 		ev := change.Event{Op: change.Insert, Schema: "public", Table: "users", Relation: rel,
-			After: change.Row{"id": int64(i + 1), "name": name}, Key: change.Row{"id": int64(i + 1)},
+			After: change.RowOf(map[string]any{"id": int64(i + 1), "name": name}), Key: change.RowOf(map[string]any{"id": int64(i + 1)}),
 			Position: change.Position{Source: "src", Offset: uint64(i + 1)},
 			Tx:       change.Tx{ID: uint64(i + 1), CommitTime: time.Now().UTC()}, Boundary: true}
 		evs = append(evs, ev)

@@ -109,7 +109,7 @@ func textRows(t *testing.T, db *sql.DB, q string) []string {
 
 func event(op change.Op, table string, off uint64, row change.Row) change.Event {
 	rel := &change.Relation{Schema: "public", Table: table, Columns: []change.Column{{Name: "id", Type: "integer", Key: true}}}
-	return change.Event{Op: op, Schema: "public", Table: table, Relation: rel, After: row, Key: change.Row{"id": row["id"]},
+	return change.Event{Op: op, Schema: "public", Table: table, Relation: rel, After: row, Key: change.RowOf(map[string]any{"id": row.Get("id")}),
 		Position: change.Position{Source: "s", Offset: off}, Boundary: true}
 }
 
@@ -123,18 +123,18 @@ func TestUserTypes(t *testing.T) {
 		"CREATE TABLE app.people (id int PRIMARY KEY, mood app.mood, n app.posint, moods app.mood[], code char(2))")
 	ctx := context.Background()
 	good := []change.Event{
-		event(change.Insert, "people", 1, change.Row{"id": int64(1), "mood": "happy", "n": int64(3), "moods": []any{"sad", "happy"}, "code": "ab"}),
-		event(change.Insert, "people", 2, change.Row{"id": int64(2), "mood": nil, "n": nil, "moods": nil, "code": "c"}),
+		event(change.Insert, "people", 1, change.RowOf(map[string]any{"id": int64(1), "mood": "happy", "n": int64(3), "moods": []any{"sad", "happy"}, "code": "ab"})),
+		event(change.Insert, "people", 2, change.RowOf(map[string]any{"id": int64(2), "mood": nil, "n": nil, "moods": nil, "code": "c"})),
 	}
 	if err := s.Write(ctx, good); err != nil {
 		t.Fatal(err)
 	}
 	var rej *engine.RejectError
-	bad := event(change.Insert, "people", 3, change.Row{"id": int64(3), "mood": "angry", "n": int64(1), "moods": nil, "code": "x"})
+	bad := event(change.Insert, "people", 3, change.RowOf(map[string]any{"id": int64(3), "mood": "angry", "n": int64(1), "moods": nil, "code": "x"}))
 	if err := s.Write(ctx, []change.Event{bad}); !errors.As(err, &rej) || rej.Event.Position != bad.Position {
 		t.Fatalf("a value outside the enum: want a RejectError, got %v", err)
 	}
-	negative := event(change.Insert, "people", 4, change.Row{"id": int64(4), "mood": "sad", "n": int64(-1), "moods": nil, "code": "x"})
+	negative := event(change.Insert, "people", 4, change.RowOf(map[string]any{"id": int64(4), "mood": "sad", "n": int64(-1), "moods": nil, "code": "x"}))
 	if err := s.Write(ctx, []change.Event{negative}); !errors.As(err, &rej) || rej.Event.Position != negative.Position {
 		t.Fatalf("a value the domain's check refuses: want a RejectError, got %v", err)
 	}
@@ -155,9 +155,9 @@ func TestUpdateArrayColumn(t *testing.T) {
 		"INSERT INTO posts VALUES (1, '{a}', 'one'), (2, NULL, 'two')")
 	ctx := context.Background()
 	evs := []change.Event{
-		event(change.Update, "posts", 1, change.Row{"id": int64(1), "tags": []any{"a", "b c"}, "title": "one"}),
-		event(change.Update, "posts", 2, change.Row{"id": int64(2), "tags": []any{"x"}, "title": "second"}),
-		event(change.Update, "posts", 3, change.Row{"id": int64(2), "tags": []any{"x"}, "title": "much too long"}),
+		event(change.Update, "posts", 1, change.RowOf(map[string]any{"id": int64(1), "tags": []any{"a", "b c"}, "title": "one"})),
+		event(change.Update, "posts", 2, change.RowOf(map[string]any{"id": int64(2), "tags": []any{"x"}, "title": "second"})),
+		event(change.Update, "posts", 3, change.RowOf(map[string]any{"id": int64(2), "tags": []any{"x"}, "title": "much too long"})),
 	}
 	var rej *engine.RejectError
 	if err := s.Write(ctx, evs); !errors.As(err, &rej) || rej.Event.Position != evs[2].Position {

@@ -75,12 +75,13 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 		t.key = rel.KeyNames()
 	}
 	// The event auto_create would see: a whole row of the source table.
-	row := change.Row{}
+	var names []string
 	for _, c := range rel.Columns {
 		if !c.Generated {
-			row[c.Name] = nil
+			names = append(names, c.Name)
 		}
 	}
+	row := change.MakeRow(change.NewColumns(names...), make([]any, len(names)))
 	e := &change.Event{Op: change.Insert, Schema: rel.Schema, Table: rel.Table, Relation: rel, After: row}
 	cols, err := s.columns(ctx, name)
 	if err != nil {

@@ -34,7 +34,7 @@ func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
 		}
 		return b.add(ctx, e, opInsert, t, e.Row(), nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
 	case ModeUpdate:
-		if e.After == nil {
+		if e.After.IsZero() {
 			return nil // update mode changes existing rows; a delete changes none
 		}
 		return s.planUpdate(ctx, b, t, e)
@@ -51,7 +51,7 @@ func (s *Sink) plan(ctx context.Context, b *batcher, e *change.Event) error {
 		extra = []any{false}
 	}
 	whole := !partial(e, e.After)
-	if e.Op == change.Update && e.Before != nil {
+	if e.Op == change.Update && !e.Before.IsZero() {
 		if old, err := keyValues(t, e.Before, e); err == nil && keyString(old) != keyString(key) {
 			// A primary-key update. After lacks the columns the source did
 			// not send (unchanged TOASTed values): the stored row moves to
@@ -114,7 +114,7 @@ func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) er
 		if !e.Tx.CommitTime.IsZero() {
 			commit = e.Tx.CommitTime.UTC()
 		}
-		return b.add(ctx, e, opInsert, t, change.Row{}, nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
+		return b.add(ctx, e, opInsert, t, change.NewRow(), nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
 	}
 	if err := b.flush(ctx); err != nil { // keep the order of statements
 		return err
@@ -138,11 +138,11 @@ func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) er
 // without a Relation (file and Kafka sources) are taken as whole, and
 // generated columns, whose values no event carries, do not count.
 func partial(e *change.Event, row change.Row) bool {
-	if e.Relation == nil || len(row) >= len(e.Relation.Columns) {
+	if e.Relation == nil || row.Len() >= len(e.Relation.Columns) {
 		return false // a row's columns are its Relation's
 	}
 	for _, c := range e.Relation.Columns {
-		if _, ok := row[c.Name]; !ok && !c.Generated {
+		if _, ok := row.Lookup(c.Name); !ok && !c.Generated {
 			return true
 		}
 	}
@@ -152,7 +152,7 @@ func partial(e *change.Event, row change.Row) bool {
 // patchColumns lists t's key columns, then row's other columns sorted:
 // the column order of opPatch and opUpdate statements.
 func patchColumns(t *table, row change.Row) []string {
-	cols := append(make([]string, 0, len(row)), t.key...)
+	cols := append(make([]string, 0, row.Len()), t.key...)
 	for _, c := range row.Names() {
 		if !contains(t.key, c) {
 			cols = append(cols, c)
@@ -171,14 +171,16 @@ func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Eve
 		return err
 	}
 	d := s.d
-	cols := e.After.Names()
-	vals := make([]any, 0, len(cols)+len(extra)+len(old))
-	for _, c := range cols {
-		v, err := d.Value(e.After[c], t.cols[c])
+	n := e.After.Len()
+	cols := make([]string, 0, n+len(extra))
+	vals := make([]any, 0, n+len(extra)+len(old))
+	for c, v := range e.After.Sorted() {
+		cv, err := d.Value(v, t.cols[c])
 		if err != nil {
 			return &engine.RejectError{Event: *e, Err: fmt.Errorf("column %q: %w", c, err)}
 		}
-		vals = append(vals, v)
+		cols = append(cols, c)
+		vals = append(vals, cv)
 	}
 	names, _ := s.extraColumns()
 	for i, v := range extra {
@@ -191,7 +193,7 @@ func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Eve
 	}
 	var absent []string
 	for _, c := range e.Relation.Columns {
-		if _, ok := e.After[c.Name]; ok || c.Generated || contains(cols, c.Name) {
+		if _, ok := e.After.Lookup(c.Name); ok || c.Generated || contains(cols, c.Name) {
 			continue
 		}
 		if _, ok := t.cols[c.Name]; ok || s.foldedColumn(t, c.Name) {
@@ -243,7 +245,7 @@ func (s *Sink) planDelete(ctx context.Context, b *batcher, t *table, e *change.E
 		return nil
 	}
 	for _, k := range t.key {
-		if _, ok := row[k]; !ok {
+		if _, ok := row.Lookup(k); !ok {
 			row = mergeKey(row, e.Key)
 			break
 		}
@@ -274,7 +276,7 @@ func (s *Sink) planDeleteBySourceKey(ctx context.Context, b *batcher, t *table, 
 	ok := len(src) > 0 && (s.opts.delete != DeleteSoft || len(src) == len(t.key))
 	vals := make([]any, len(src))
 	for i, c := range src {
-		v, present := row[c]
+		v, present := row.Lookup(c)
 		_, inTarget := t.cols[c]
 		ok = ok && present && v != nil && inTarget
 		vals[i] = v
@@ -301,7 +303,7 @@ func (s *Sink) planUpdate(ctx context.Context, b *batcher, t *table, e *change.E
 	cols := make([]string, 0, len(t.key)+len(s.opts.columns))
 	cols = append(cols, t.key...)
 	for _, c := range s.opts.columns {
-		if _, ok := e.After[c]; ok {
+		if _, ok := e.After.Lookup(c); ok {
 			cols = append(cols, c) // absent ones are left as they are
 		}
 	}
@@ -324,7 +326,7 @@ func onTable(err error, t *table) error {
 func keyValues(t *table, row change.Row, e *change.Event) ([]any, error) {
 	vals := make([]any, len(t.key))
 	for i, k := range t.key {
-		v, ok := row[k]
+		v, ok := row.Lookup(k)
 		if !ok || v == nil {
 			return nil, &engine.RejectError{Event: *e, Err: fmt.Errorf("the row has no value for key column %q of %s", k, t.name)}
 		}
@@ -333,16 +335,23 @@ func keyValues(t *table, row change.Row, e *change.Event) ([]any, error) {
 	return vals, nil
 }
 
-// mergeKey returns row with key's columns added (a copy; rows are shared).
+// mergeKey returns row with key's columns added, key's values winning
+// (a new row; rows are shared). It is never the zero Row.
 func mergeKey(row, key change.Row) change.Row {
-	out := make(change.Row, len(row)+len(key))
-	for c, v := range row {
-		out[c] = v
+	n := row.Len() + key.Len()
+	names := make([]string, 0, n)
+	vals := make([]any, 0, n)
+	for c, v := range row.All() {
+		if !key.Has(c) {
+			names = append(names, c)
+			vals = append(vals, v)
+		}
 	}
-	for c, v := range key {
-		out[c] = v
+	for c, v := range key.All() {
+		names = append(names, c)
+		vals = append(vals, v)
 	}
-	return out
+	return change.MakeRow(change.NewColumns(names...), vals)
 }
 
 // keyString identifies a key within a statement, so that one statement
@@ -404,6 +413,13 @@ type batcher struct {
 	cur, first int
 	// colsKey is cols as a statement shape names them.
 	colsKey string
+	// pos holds where cols[:nrow] sit in the values of rows of Columns
+	// posCols (-1: such rows lack the column), when posSet: rows of one
+	// source table shape share their Columns, so a row's values are read
+	// by position rather than looked up by name, column by column.
+	pos     []int
+	posCols *change.Columns
+	posSet  bool
 }
 
 // add queues one row of e. only, when set, lists the columns taken from
@@ -417,8 +433,13 @@ func (b *batcher) add(ctx context.Context, e *change.Event, kind opKind, t *tabl
 		b.start(kind, t, row, only, len(extra))
 	}
 	mark := len(b.args)
-	for _, c := range b.cols[:b.nrow] {
-		v, err := b.s.d.Value(row[c], t.cols[c])
+	pos := b.positions(row)
+	for i, c := range b.cols[:b.nrow] {
+		var rv any // NULL where the row lacks c: callers passing only check their rows have it
+		if p := pos[i]; p >= 0 {
+			rv, _ = row.Value(p)
+		}
+		v, err := b.s.d.Value(rv, t.cols[c])
 		if err != nil {
 			b.args = b.args[:mark]
 			return &engine.RejectError{Event: *e, Err: fmt.Errorf("column %q: %w", c, err)}
@@ -471,15 +492,40 @@ func (b *batcher) fits(kind opKind, t *table, row change.Row, only []string, ext
 		}
 		return true
 	}
-	if len(row) != b.nrow {
-		return false
-	}
-	for _, c := range b.cols[:b.nrow] {
-		if _, ok := row[c]; !ok {
+	// The row has each of the statement's columns, and no other.
+	for _, p := range b.positions(row) {
+		if p < 0 {
+			return false
+		}
+		if _, ok := row.Value(p); !ok {
 			return false
 		}
 	}
+	if cols := row.Columns(); cols == nil || cols.Len() != b.nrow {
+		return row.Len() == b.nrow
+	}
 	return true
+}
+
+// positions returns where the statement's row columns, cols[:nrow], sit
+// in row's values: -1 where row lacks the column, else an index for
+// row.Value, which may still say the column was not sent. They are
+// computed once per Columns.
+func (b *batcher) positions(row change.Row) []int {
+	cols := row.Columns()
+	if b.posSet && cols == b.posCols {
+		return b.pos
+	}
+	b.pos = b.pos[:0]
+	for _, c := range b.cols[:b.nrow] {
+		i := -1
+		if cols != nil {
+			i = cols.Index(c)
+		}
+		b.pos = append(b.pos, i)
+	}
+	b.posCols, b.posSet = cols, true
+	return b.pos
 }
 
 func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, extra int) {
@@ -490,6 +536,7 @@ func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, ex
 		b.cols = append(b.cols[:0], row.Names()...)
 	}
 	b.nrow = len(b.cols)
+	b.posCols, b.posSet = nil, false
 	if extra > 0 {
 		names, _ := b.s.extraColumns()
 		b.cols = append(b.cols, names[:extra]...)

@@ -70,7 +70,7 @@ func (s *Sink) tableFor(ctx context.Context, e *change.Event) (*table, error) {
 		t.rel = rel
 	}
 	var missing []string
-	for c := range e.Row() {
+	for c := range e.Row().All() {
 		if _, ok := t.cols[c]; !ok && !s.foldedColumn(t, c) {
 			missing = append(missing, c)
 		}
@@ -179,7 +179,7 @@ func (s *Sink) columnType(e *change.Event, c string, key bool) string {
 			return s.sourceColumnType(col, key)
 		}
 	}
-	return s.d.ValueType(e.Row()[c], key)
+	return s.d.ValueType(e.Row().Get(c), key)
 }
 
 // createTable creates t from e's row as CreateStatements says, after
@@ -224,14 +224,14 @@ func (s *Sink) createStatements(t *table, e *change.Event) ([]string, error) {
 	if e.Relation == nil {
 		// Without the source's column order, the key comes first.
 		for _, k := range t.key {
-			if _, ok := row[k]; ok && !seen[k] {
+			if _, ok := row.Lookup(k); ok && !seen[k] {
 				names = append(names, k)
 				seen[k] = true
 			}
 		}
 	} else {
 		for _, c := range e.Relation.Columns {
-			if _, ok := row[c.Name]; ok || c.Generated {
+			if _, ok := row.Lookup(c.Name); ok || c.Generated {
 				names = append(names, c.Name)
 				seen[c.Name] = true
 			}
@@ -248,7 +248,7 @@ func (s *Sink) createStatements(t *table, e *change.Event) ([]string, error) {
 	isKey := map[string]bool{}
 	if s.opts.mode != ModeAppend {
 		for _, k := range t.key {
-			if _, ok := row[k]; !ok {
+			if _, ok := row.Lookup(k); !ok {
 				return nil, engine.Permanent(fmt.Errorf("%s sink %q: key column %q is not in the rows of %s, so auto_create cannot make it the key of %s: set key = [...] to columns the rows have",
 					s.d.Name(), s.name, k, e.QualifiedTable(), t.name))
 			}

@@ -61,7 +61,7 @@ func TestEngineRefusedEventIsDeadLettered(t *testing.T) {
 				t.Errorf("event %s: %v", raw, err)
 				continue
 			}
-			got[e.After["order_id"].(int64)]++
+			got[e.After.Get("order_id").(int64)]++
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -130,7 +130,7 @@ sink "webhook" "notify" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(letters) != 1 || letters[0].Event.After["order_id"] != int64(13) || !strings.Contains(letters[0].Err, "order 13 is on hold") {
+	if len(letters) != 1 || letters[0].Event.After.Get("order_id") != int64(13) || !strings.Contains(letters[0].Err, "order 13 is on hold") {
 		t.Fatalf("dead letters %+v, want order 13 with the receiver's reason", letters)
 	}
 }

@@ -104,8 +104,8 @@ func recordSleeps(s *Sink) *[]time.Duration {
 func events(from, n int) []change.Event {
 	out := make([]change.Event, 0, n)
 	for i := from; i < from+n; i++ {
-		row := change.Row{"id": int64(i), "email": fmt.Sprintf("u%d@example.com", i)}
-		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: "users", Key: change.Row{"id": int64(i)},
+		row := change.RowOf(map[string]any{"id": int64(i), "email": fmt.Sprintf("u%d@example.com", i)})
+		out = append(out, change.Event{Op: change.Insert, Schema: "public", Table: "users", Key: change.RowOf(map[string]any{"id": int64(i)}),
 			After: row, Changed: []string{"email", "id"}, Position: change.Position{Source: "app", Offset: uint64(1000 + i)}, Boundary: true})
 	}
 	return out
@@ -124,7 +124,7 @@ func decodeBatch(t *testing.T, body []byte) []int64 {
 		if err != nil {
 			t.Fatalf("event %s: %v", raw, err)
 		}
-		ids = append(ids, e.After["id"].(int64))
+		ids = append(ids, e.After.Get("id").(int64))
 	}
 	return ids
 }
@@ -298,7 +298,7 @@ func TestRefusedEventIsRejected(t *testing.T) {
 	if !errors.As(err, &rej) {
 		t.Fatalf("Write: got %v, want a *engine.RejectError", err)
 	}
-	if id := rej.Event.After["id"]; id != int64(10) {
+	if id := rej.Event.After.Get("id"); id != int64(10) {
 		t.Fatalf("rejected event has id %v, want 10", id)
 	}
 	if !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "email domain not allowed") {
@@ -329,7 +329,7 @@ func TestRefusedInFlush(t *testing.T) {
 	}
 	_, err := s.Flush(ctx, change.Checkpoint{})
 	var rej *engine.RejectError
-	if !errors.As(err, &rej) || rej.Event.After["id"] != int64(2) {
+	if !errors.As(err, &rej) || rej.Event.After.Get("id") != int64(2) {
 		t.Fatalf("Flush: got %v, want a RejectError for id 2", err)
 	}
 	if _, err := s.Flush(ctx, change.Checkpoint{}); err != nil {
@@ -473,7 +473,7 @@ func TestMaxBytesCutsBatches(t *testing.T) {
 	ctx := context.Background()
 	all := events(0, 30)
 	big := events(30, 1)
-	big[0].After = change.Row{"id": int64(30), "email": strings.Repeat("x", 2000)}
+	big[0].After = change.RowOf(map[string]any{"id": int64(30), "email": strings.Repeat("x", 2000)})
 	if err := s.Write(ctx, append(all, big...)); err != nil {
 		t.Fatal(err)
 	}

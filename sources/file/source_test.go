@@ -72,7 +72,7 @@ func TestReadsLinesWithOffsetsAsBoundaries(t *testing.T) {
 			t.Errorf("event %d: position %+v boundary %v, want offset %d and a boundary", i, e.Position, e.Boundary, wantOffsets[i])
 		}
 	}
-	if events[1].Op != change.Update || events[1].After["n"] != "b" || events[2].Key["id"] != int64(1) {
+	if events[1].Op != change.Update || events[1].After.Get("n") != "b" || events[2].Key.Get("id") != int64(1) {
 		t.Errorf("decoded %+v", events)
 	}
 }
@@ -170,7 +170,7 @@ func TestBatchesAreBounded(t *testing.T) {
 func TestLongLines(t *testing.T) {
 	long := `{"op":"insert","table":"t","after":{"x":"` + strings.Repeat("a", 200<<10) + `"}}` + "\n"
 	events := readAll(t, open(t, write(t, long+l1), false, nil))
-	if len(events) != 2 || len(events[0].After["x"].(string)) != 200<<10 || events[1].Position.Offset != uint64(len(long)) {
+	if len(events) != 2 || len(events[0].After.Get("x").(string)) != 200<<10 || events[1].Position.Offset != uint64(len(long)) {
 		t.Fatalf("long line misread: %d events", len(events))
 	}
 }

@@ -107,8 +107,8 @@ func DecodeDebezium(key, value []byte) (e change.Event, row bool, err error) {
 		if err != nil {
 			return e, false, err
 		}
-		for _, r := range []change.Row{e.Before, e.After, e.Key} {
-			if err := convert(r, types); err != nil {
+		for _, r := range []*change.Row{&e.Before, &e.After, &e.Key} {
+			if *r, err = convert(*r, types); err != nil {
 				return e, false, err
 			}
 		}
@@ -191,20 +191,27 @@ func rowTypes(schema json.RawMessage) (map[string]connectField, error) {
 	return types, nil
 }
 
-// convert replaces the values of r that the schema gives a semantic type.
-func convert(r change.Row, types map[string]connectField) error {
-	for col, v := range r {
+// convert returns r with the values that the schema gives a semantic
+// type replaced. r itself is left as it is: the replaced values go to a
+// copy (a Row shares its values, and Set on a copy of the Row value
+// would write them in place).
+func convert(r change.Row, types map[string]connectField) (change.Row, error) {
+	out, copied := r, false
+	for col, v := range r.All() {
 		t, ok := types[col]
 		if !ok || v == nil {
 			continue
 		}
 		nv, err := semantic(v, t)
 		if err != nil {
-			return fmt.Errorf("debezium envelope: column %q (%s): %v", col, t.Name, err)
+			return r, fmt.Errorf("debezium envelope: column %q (%s): %v", col, t.Name, err)
 		}
-		r[col] = nv
+		if !copied {
+			out, copied = r.Clone(), true
+		}
+		out.Set(col, nv)
 	}
-	return nil
+	return out, nil
 }
 
 func semantic(v any, t connectField) (any, error) {

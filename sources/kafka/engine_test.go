@@ -56,7 +56,7 @@ func TestEngineKafkaToWebhook(t *testing.T) {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
-			got[e.After["order_id"].(int64)]++
+			got[e.After.Get("order_id").(int64)]++
 		}
 		w.WriteHeader(http.StatusOK)
 	}))

@@ -120,7 +120,7 @@ func checkPartitionOrder(t *testing.T, evs []change.Event, wantFirst map[string]
 		if e.Op == change.Mark {
 			continue
 		}
-		id, v := e.After["id"].(int64), e.After["version"].(int64)
+		id, v := e.After.Get("id").(int64), e.After.Get("version").(int64)
 		if last, ok := lastVersion[id]; ok && v <= last {
 			t.Fatalf("key %d: version %d after %d", id, v, last)
 		}
@@ -134,7 +134,7 @@ func TestReadAckResume(t *testing.T) {
 	s := source(t, brokers, nil)
 	first := readN(t, s, 60, true)
 	checkPartitionOrder(t, first, nil)
-	if e := first[0]; e.Schema != "public" || e.Table != "users" || e.Key == nil || e.Tx.ID == 0 {
+	if e := first[0]; e.Schema != "public" || e.Table != "users" || e.Key.IsZero() || e.Tx.ID == 0 {
 		t.Fatalf("decoded event %+v", e)
 	}
 	s.Close()
@@ -350,7 +350,7 @@ func TestNativeFormat(t *testing.T) {
 	defer s.Close()
 	evs := readN(t, s, 3, false)
 	ins := evs[0]
-	if ins.Op != change.Insert || ins.After["total"] != change.Numeric("12.50") || ins.Tx.ID != 9 ||
+	if ins.Op != change.Insert || ins.After.Get("total") != change.Numeric("12.50") || ins.Tx.ID != 9 ||
 		ins.Position != (change.Position{Source: "changes", Partition: topic + "/0", Offset: 0}) {
 		t.Fatalf("insert decoded as %+v", ins)
 	}

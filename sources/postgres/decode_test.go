@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,10 +129,10 @@ func TestDecoderWithoutCatalog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(ev) != 3 || ev[0].After["id"] != int64(1) || ev[0].After["body"] != "x" {
+	if len(ev) != 3 || ev[0].After.Get("id") != int64(1) || ev[0].After.Get("body") != "x" {
 		t.Fatalf("events %+v", ev)
 	}
-	if _, ok := ev[1].After["body"]; ok {
+	if _, ok := ev[1].After.Lookup("body"); ok {
 		t.Fatalf("unchanged TOAST column present in after: %v", ev[1].After)
 	}
 	if ev[2].Op != change.Mark || ev[2].Position != (change.Position{Source: "src", Offset: 100, Index: commitIndex}) || ev[1].Tx.ID != 7 {
@@ -139,6 +141,68 @@ func TestDecoderWithoutCatalog(t *testing.T) {
 	// A change before its relation, or outside a transaction, is an error.
 	if _, err := newDecoder("src", newTypeRegistry(), nil).decode(context.Background(), msgInsert(9, "1"), nil); err == nil {
 		t.Fatal("insert of an unknown relation decoded")
+	}
+}
+
+// TestDecoderOldTuplesAndToast: an unchanged TOAST value is taken from
+// the old row when it has it and is otherwise absent (never NULL), an old
+// key tuple gives a before of the key columns only, and every row of a
+// relation shares its Columns.
+func TestDecoderOldTuplesAndToast(t *testing.T) {
+	upd := func(kind byte, old []string, cols ...string) []byte {
+		b := binary.BigEndian.AppendUint32([]byte{'U'}, 1)
+		if old != nil {
+			b = append(msgTuple(append(b, kind), old...), 'N')
+		} else {
+			b = append(b, 'N')
+		}
+		return msgTuple(b, cols...)
+	}
+	del := msgTuple(append(binary.BigEndian.AppendUint32([]byte{'D'}, 1), 'K'), "2", "<null>")
+	d := newDecoder("src", newTypeRegistry(), nil)
+	var ev []change.Event
+	var err error
+	for _, m := range [][]byte{msgBegin(100, 7), msgRelation(1),
+		upd('O', []string{"1", "big"}, "1", "<toast>"), // FULL: the old row has the value
+		upd('K', []string{"1", "<null>"}, "2", "y"),    // a key change: the old key
+		upd(0, nil, "2", "<toast>"),                    // DEFAULT, no key change
+		del, msgCommit(100)} {
+		if ev, err = d.decode(context.Background(), m, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(ev) != 5 {
+		t.Fatalf("%d events: %+v", len(ev), ev)
+	}
+	row := func(m map[string]any) change.Row { return change.RowOf(m) }
+	for i, want := range []struct {
+		before, after, key map[string]any
+		changed            []string
+	}{
+		{map[string]any{"id": int64(1), "body": "big"}, map[string]any{"id": int64(1), "body": "big"}, map[string]any{"id": int64(1)}, nil},
+		{map[string]any{"id": int64(1)}, map[string]any{"id": int64(2), "body": "y"}, map[string]any{"id": int64(2)}, []string{"id", "body"}},
+		{map[string]any{"id": int64(2)}, map[string]any{"id": int64(2)}, map[string]any{"id": int64(2)}, nil},
+		{map[string]any{"id": int64(2)}, nil, map[string]any{"id": int64(2)}, nil},
+	} {
+		e := ev[i]
+		if !sameRow(e.Before, row(want.before)) || !sameRow(e.After, row(want.after)) || !sameRow(e.Key, row(want.key)) || !reflect.DeepEqual(e.Changed, want.changed) {
+			t.Errorf("event %d (%s): before %v after %v key %v changed %v; want %v %v %v %v", i, e.Op, e.Before, e.After, e.Key, e.Changed,
+				want.before, want.after, want.key, want.changed)
+		}
+	}
+	if ev[0].After.Columns() != ev[1].After.Columns() || ev[1].Before.Columns() != ev[1].After.Columns() || ev[0].Key.Columns() != ev[3].Key.Columns() {
+		t.Error("rows of one relation do not share its Columns")
+	}
+}
+
+// TestRelationWithDuplicateColumnIsAnError: rows are indexed by column
+// name, so a Relation message naming a column twice (PostgreSQL sends
+// none) is refused, not a panic.
+func TestRelationWithDuplicateColumnIsAnError(t *testing.T) {
+	m := bytes.Replace(msgRelation(1), []byte("body\x00"), []byte("id\x00"), 1)
+	d := newDecoder("src", newTypeRegistry(), nil)
+	if _, err := d.decode(context.Background(), m, nil); err == nil || !strings.Contains(err.Error(), `column "id" twice`) {
+		t.Fatalf("decode: %v, want an error naming the column", err)
 	}
 }
 

@@ -68,6 +68,11 @@ type relState struct {
 	// names lists every column: the Changed of inserts and snapshot rows,
 	// one slice shared by all of them (read-only, like every event field).
 	names []string
+	// row and keyCols are the Columns of the rows (the columns sent, in
+	// order: names) and of the keys, shared by every event of the shape.
+	row, keyCols *change.Columns
+	// keyPos are the positions of the key columns in row.
+	keyPos []int
 	// enums holds the known labels of each enum column (by index in
 	// rel.Columns; see enumSets), nil without enum columns.
 	enums []map[string]struct{}
@@ -96,7 +101,7 @@ func (d *decoder) seed(t *table) *relState {
 	rs.enums = enumSets(rs.rel)
 	rs.indexColumns()
 	rs.sig = t.signature()
-	rs.names = allNames(rs.rel)
+	rs.setNames()
 	d.byName[t.qualified()] = rs
 	return rs
 }
@@ -128,6 +133,19 @@ func (rs *relState) indexColumns() {
 			}
 		}
 	}
+}
+
+// setNames sets names, row, keyCols and keyPos from rel and key.
+func (rs *relState) setNames() {
+	rs.names = allNames(rs.rel)
+	rs.row = change.NewColumns(rs.names...)
+	keys := make([]string, len(rs.key))
+	rs.keyPos = make([]int, len(rs.key))
+	for i, ci := range rs.key {
+		keys[i] = rs.rel.Columns[ci].Name
+		rs.keyPos[i] = rs.row.Index(keys[i])
+	}
+	rs.keyCols = change.NewColumns(keys...)
 }
 
 // col returns the index in rel.Columns of the i-th column sent.
@@ -328,7 +346,7 @@ func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) (
 		if err != nil {
 			return out, err
 		}
-		after, err := d.rowFresh(ctx, m.RelationID, &rs, m.Tuple, nil, false)
+		after, err := d.rowFresh(ctx, m.RelationID, &rs, m.Tuple, change.Row{}, false)
 		if err != nil {
 			return out, err
 		}
@@ -340,12 +358,12 @@ func (d *decoder) decode(ctx context.Context, data []byte, out []change.Event) (
 		if err != nil {
 			return out, err
 		}
-		before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
+		before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, change.Row{}, m.OldTupleType == pglogrepl.DeleteMessageTupleTypeKey)
 		if err != nil {
 			return out, err
 		}
 		key := rs.keyOf(before)
-		if len(key) < len(rs.key) {
+		if key.Len() < len(rs.key) {
 			// REPLICA IDENTITY USING INDEX: the old row has the identity
 			// columns, not the primary key; they are what identifies it.
 			key = before.Clone()
@@ -420,6 +438,14 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		for _, c := range cat {
 			if c.Generated {
 				fmt.Fprintf(&sig, "|%s", c.Name)
+			}
+		}
+	}
+	for i, c := range m.Columns {
+		for _, o := range m.Columns[:i] {
+			if o.Name == c.Name {
+				// PostgreSQL never sends one; rows are indexed by name.
+				return fmt.Errorf("pgoutput: relation %s has column %q twice", q, c.Name)
 			}
 		}
 	}
@@ -504,7 +530,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 	}
 	rs.indexColumns()
 	rs.enums = enumSets(rs.rel)
-	rs.names = allNames(rs.rel)
+	rs.setNames()
 	d.rels[m.RelationID] = rs
 	d.byName[q] = rs
 	return nil
@@ -554,43 +580,44 @@ func catalogColumns(ctx context.Context, conn *pgx.Conn, oid uint32) ([]catalogC
 // keyOnly (an old tuple of type 'K') only the identity columns are kept.
 func (d *decoder) row(rs *relState, td *pglogrepl.TupleData, old change.Row, keyOnly bool) (change.Row, error) {
 	if td == nil {
-		return nil, nil
+		return change.Row{}, nil
 	}
 	cols := rs.rel.Columns
 	if len(td.Columns) != len(rs.oids) {
-		return nil, fmt.Errorf("pgoutput: tuple of %s.%s has %d columns, its relation %d", rs.rel.Schema, rs.rel.Table, len(td.Columns), len(rs.oids))
+		return change.Row{}, fmt.Errorf("pgoutput: tuple of %s.%s has %d columns, its relation %d", rs.rel.Schema, rs.rel.Table, len(td.Columns), len(rs.oids))
 	}
-	row := make(change.Row, len(td.Columns))
+	vals := make([]any, len(td.Columns))
 	for i, c := range td.Columns {
 		ci := rs.col(i)
-		name := cols[ci].Name
 		if keyOnly && c.DataType == pglogrepl.TupleDataTypeNull {
 			// An old key tuple sends the replica identity's columns (the
 			// primary key, or a unique index's NOT NULL columns) and NULL
 			// for every other column.
+			vals[i] = change.Unsent
 			continue
 		}
 		switch c.DataType {
 		case pglogrepl.TupleDataTypeNull:
-			row[name] = nil
+			vals[i] = nil
 		case pglogrepl.TupleDataTypeToast:
-			if v, ok := old[name]; ok {
-				row[name] = v
+			vals[i] = change.Unsent
+			if v, ok := rs.at(old, i, cols[ci].Name); ok {
+				vals[i] = v
 			}
 		case pglogrepl.TupleDataTypeText:
 			v, err := d.types.decode(rs.oids[i], c.Data)
 			if err != nil {
-				return nil, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, name, cols[ci].Type, err)
+				return change.Row{}, fmt.Errorf("%s.%s column %s (%s): %w", rs.rel.Schema, rs.rel.Table, cols[ci].Name, cols[ci].Type, err)
 			}
 			if rs.enums != nil && rs.enums[ci] != nil && unknownLabel(rs.enums[ci], v) {
-				return row, errNewLabel
+				return change.Row{}, errNewLabel
 			}
-			row[name] = v
+			vals[i] = v
 		default:
-			row[name] = bytes.Clone(c.Data)
+			vals[i] = bytes.Clone(c.Data)
 		}
 	}
-	return row, nil
+	return change.MakeRow(rs.row, vals), nil
 }
 
 // rowFresh decodes a tuple as row does; a value that is an enum label
@@ -607,10 +634,10 @@ func (d *decoder) rowFresh(ctx context.Context, id uint32, rs **relState, td *pg
 	}
 	full, err := d.rowUnchecked(*rs, td, old, keyOnly)
 	if err != nil {
-		return nil, err
+		return change.Row{}, err
 	}
 	if *rs, err = d.refreshTypes(ctx, id, *rs, full); err != nil {
-		return nil, err
+		return change.Row{}, err
 	}
 	return d.row(*rs, td, old, keyOnly)
 }
@@ -627,7 +654,7 @@ func (d *decoder) update(ctx context.Context, out []change.Event, m *pglogrepl.U
 	if err != nil {
 		return out, err
 	}
-	before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, nil, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
+	before, err := d.rowFresh(ctx, m.RelationID, &rs, m.OldTuple, change.Row{}, m.OldTupleType == pglogrepl.UpdateMessageTupleTypeKey)
 	if err != nil {
 		return out, err
 	}
@@ -637,41 +664,60 @@ func (d *decoder) update(ctx context.Context, out []change.Event, m *pglogrepl.U
 	}
 	key := rs.keyOf(after)
 	var changed []string
-	if m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld {
-		// REPLICA IDENTITY FULL: the old row is known, so is what changed.
-		for _, c := range rs.rel.Columns {
-			if a, ok := after[c.Name]; ok && !equal(a, before[c.Name]) {
+	full := m.OldTupleType == pglogrepl.UpdateMessageTupleTypeOld
+	if !full && before.IsZero() {
+		before = key.Clone()
+	}
+	// The columns sent, in the order of rel.Columns (generated ones are
+	// never sent).
+	for i := range rs.row.Len() {
+		c := &rs.rel.Columns[rs.col(i)]
+		a, ok := rs.at(after, i, c.Name)
+		if !ok {
+			continue
+		}
+		b, _ := rs.at(before, i, c.Name)
+		if full {
+			// REPLICA IDENTITY FULL: the old row is known, so is what
+			// changed.
+			if !equal(a, b) {
 				changed = append(changed, c.Name)
 			}
-		}
-	} else {
-		// Only the key of the old row is known: every column sent may
-		// have changed, except a key that did not.
-		if before == nil {
-			before = key.Clone()
-		}
-		for _, c := range rs.rel.Columns {
-			if _, ok := after[c.Name]; ok && !(c.Key && equal(after[c.Name], before[c.Name])) {
-				changed = append(changed, c.Name)
-			}
+		} else if !(c.Key && equal(a, b)) {
+			// Only the key of the old row is known: every column sent
+			// may have changed, except a key that did not.
+			changed = append(changed, c.Name)
 		}
 	}
 	return d.emit(out, change.Event{Op: change.Update, Before: before, After: after, Key: key, Changed: changed}, rs)
 }
 
-// keyOf returns the key columns of row.
-func (rs *relState) keyOf(row change.Row) change.Row {
-	if row == nil {
-		return nil
+// at returns the value of the i-th column sent, named name, in row and
+// whether row has it: by position when row is of rs.row (every row the
+// decoder makes), else by name (a key, a row of an older shape).
+func (rs *relState) at(row change.Row, i int, name string) (any, bool) {
+	if row.Columns() == rs.row {
+		return row.Value(i)
 	}
-	key := make(change.Row, len(rs.key))
-	for _, i := range rs.key {
-		name := rs.rel.Columns[i].Name
-		if v, ok := row[name]; ok {
-			key[name] = v
+	return row.Lookup(name)
+}
+
+// keyOf returns the key columns of row, of rs.keyCols: a key column row
+// lacks is unsent in the key.
+func (rs *relState) keyOf(row change.Row) change.Row {
+	if row.IsZero() {
+		return change.Row{}
+	}
+	vals := make([]any, len(rs.key))
+	for i, ci := range rs.key {
+		vals[i] = change.Unsent
+		if p := rs.keyPos[i]; p >= 0 { // a generated key column is never sent
+			if v, ok := rs.at(row, p, rs.rel.Columns[ci].Name); ok {
+				vals[i] = v
+			}
 		}
 	}
-	return key
+	return change.MakeRow(rs.keyCols, vals)
 }
 
 // equal compares two decoded values.

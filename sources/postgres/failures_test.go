@@ -165,7 +165,7 @@ func TestPostgresRestartMidStreamLosesNothing(t *testing.T) {
 	ev = append(ev, readUntil(t, p, func(more []change.Event) bool { return len(rows(ev))+len(rows(more)) >= 100 })...)
 	seen := map[any]int{}
 	for _, e := range rows(ev) {
-		seen[e.Key["id"]]++
+		seen[e.Key.Get("id")]++
 	}
 	for i := int64(1); i <= 100; i++ {
 		if seen[i] != 1 {

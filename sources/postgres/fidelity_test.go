@@ -26,7 +26,7 @@ func TestMixedCasePublicationStreams(t *testing.T) {
 	d.exec(`INSERT INTO b VALUES (1)`)
 	d.exec(`INSERT INTO a VALUES (2, 'y')`)
 	ev := rows(readUntil(t, p, countRows(2)))
-	if ev[0].Table != "a" || ev[1].Table != "a" || ev[1].After["v"] != "y" {
+	if ev[0].Table != "a" || ev[1].Table != "a" || ev[1].After.Get("v") != "y" {
 		t.Fatalf("events %+v", ev)
 	}
 	p.Close()
@@ -37,7 +37,7 @@ func TestMixedCasePublicationStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := rows(peeked); len(r) != 3 || r[2].After["id"] != int64(3) {
+	if r := rows(peeked); len(r) != 3 || r[2].After.Get("id") != int64(3) {
 		t.Fatalf("peek: %+v", peeked)
 	}
 }
@@ -122,7 +122,7 @@ func TestAddedColumnDefaults(t *testing.T) {
 			t.Errorf("column %s: default %q generated %v, want %q", c.Name, c.Default, c.Generated, want[c.Name])
 		}
 	}
-	if len(r2.Columns) != 5 || ev[1].After["tag"] != "x" || ev[1].After["score"] != int64(7) {
+	if len(r2.Columns) != 5 || ev[1].After.Get("tag") != "x" || ev[1].After.Get("score") != int64(7) {
 		t.Fatalf("relation %+v, after %v", r2.Columns, ev[1].After)
 	}
 	if c, _ := r1.Column("name"); c.Default != "'anon'::text" {
@@ -169,12 +169,12 @@ func TestGeneratedColumns(t *testing.T) {
 	}
 	for _, e := range ev {
 		for _, c := range []string{"twice", "thrice", "note"} {
-			if _, ok := e.After[c]; ok || contains(e.Changed, c) {
+			if _, ok := e.After.Lookup(c); ok || contains(e.Changed, c) {
 				t.Fatalf("%s event carries %s: %v changed %v", e.Op, c, e.After, e.Changed)
 			}
 		}
 	}
-	if ev[2].After["n"] != int64(3) {
+	if ev[2].After.Get("n") != int64(3) {
 		t.Fatalf("update: %v", ev[2].After)
 	}
 }

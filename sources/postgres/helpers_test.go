@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"testing"
@@ -152,14 +153,14 @@ func replay(target map[string]change.Row, events []change.Event) {
 			old := e.Table + ":" + keyString(e.Before)
 			row := target[old]
 			delete(target, old)
-			merged := change.Row{}
-			for k, v := range row {
+			merged := map[string]any{}
+			for k, v := range row.All() {
 				merged[k] = v
 			}
-			for k, v := range e.After { // absent columns keep the target's value
+			for k, v := range e.After.All() { // absent columns keep the target's value
 				merged[k] = v
 			}
-			target[e.Table+":"+keyString(e.Key)] = merged
+			target[e.Table+":"+keyString(e.Key)] = change.RowOf(merged)
 		case change.Delete:
 			delete(target, e.Table+":"+keyString(e.Key))
 		case change.Truncate:
@@ -168,12 +169,29 @@ func replay(target map[string]change.Row, events []change.Event) {
 	}
 }
 
+// sameRow reports whether a and b hold the same columns with the same
+// values (reflect.DeepEqual of their maps: rows of different Columns
+// are not DeepEqual), a zero row only equal to another.
+func sameRow(a, b change.Row) bool {
+	return reflect.DeepEqual(a.Map(), b.Map())
+}
+
+// rowMaps returns the rows of a replayed target as maps, to compare
+// with reflect.DeepEqual.
+func rowMaps(target map[string]change.Row) map[string]map[string]any {
+	out := make(map[string]map[string]any, len(target))
+	for k, r := range target {
+		out[k] = r.Map()
+	}
+	return out
+}
+
 func keyString(r change.Row) string {
 	names := r.Names()
 	sort.Strings(names)
 	s := ""
 	for _, n := range names {
-		s += fmt.Sprintf("%s=%v;", n, r[n])
+		s += fmt.Sprintf("%s=%v;", n, r.Get(n))
 	}
 	return s
 }
@@ -208,23 +226,23 @@ func (d *db) tableRows(tbl string, key ...string) map[string]change.Row {
 	}
 	out := map[string]change.Row{}
 	for _, vals := range res.Rows {
-		row := change.Row{}
+		m := map[string]any{}
 		for i, c := range t.Columns {
 			if vals[i] == nil {
-				row[c.Name] = nil
+				m[c.Name] = nil
 				continue
 			}
 			v, err := types.decode(c.TypeOID, vals[i])
 			if err != nil {
 				d.t.Fatal(err)
 			}
-			row[c.Name] = v
+			m[c.Name] = v
 		}
-		k := change.Row{}
+		k := map[string]any{}
 		for _, n := range key {
-			k[n] = row[n]
+			k[n] = m[n]
 		}
-		out[name+":"+keyString(k)] = row
+		out[name+":"+keyString(change.RowOf(k))] = change.RowOf(m)
 	}
 	return out
 }

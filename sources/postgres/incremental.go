@@ -51,7 +51,9 @@ const (
 type chunk struct {
 	table *table
 	sig   string
-	rows  []change.Row
+	// rows are the values of the rows read, of t's columns in order (see
+	// rowColumns): chunkEvents makes them rows of the relation's Columns.
+	rows [][]any
 	// gone are keys of the job's Absent within the chunk's range that
 	// the table lacked when the chunk was read: deleted in the targets.
 	gone []change.Row
@@ -269,7 +271,7 @@ func readChunk(ctx context.Context, conn *pgx.Conn, types *typeRegistry, t *tabl
 	size, capped := 0, false
 	for rr.NextRow() {
 		vals := rr.Values()
-		row, n, err := t.decodeRow(types, vals)
+		row, n, err := t.decodeValues(types, vals, "snapshot of")
 		if err != nil {
 			rr.Close()
 			return nil, nil, false, err
@@ -321,17 +323,18 @@ func missingKeys(ctx context.Context, tx pgx.Tx, types *typeRegistry, t *table, 
 	}
 	defer rows.Close()
 	var out []change.Row
+	cols := change.NewColumns(t.PK...)
 	for rows.Next() {
 		raw := rows.RawValues()
-		key := change.Row{}
+		vals := make([]any, len(t.PK))
 		for i, k := range t.PK {
 			v, err := types.decode(t.column(k).TypeOID, raw[i])
 			if err != nil {
 				return nil, err
 			}
-			key[k] = v
+			vals[i] = v
 		}
-		out = append(out, key)
+		out = append(out, change.MakeRow(cols, vals))
 	}
 	return out, rows.Err()
 }
@@ -366,22 +369,41 @@ func (t *table) signature() string {
 	return sig.String()
 }
 
+// rowColumns returns the Columns of t's rows: its column names in order.
+func (t *table) rowColumns() *change.Columns {
+	return change.NewColumns(allNamesOf(t.Columns)...)
+}
+
 // decodeRow decodes one row of t's published columns read as text, and
 // returns its size in bytes.
-func (t *table) decodeRow(types *typeRegistry, vals [][]byte) (change.Row, int, error) {
-	row := make(change.Row, len(t.Columns))
+//
+// cols are the Columns of the rows, t's column names in order: the
+// relation's (relState.row), shared by every row and streamed change of
+// the table.
+func (t *table) decodeRow(types *typeRegistry, cols *change.Columns, vals [][]byte) (change.Row, int, error) {
+	out, size, err := t.decodeValues(types, vals, "snapshot of")
+	if err != nil {
+		return change.Row{}, 0, err
+	}
+	return change.MakeRow(cols, out), size, nil
+}
+
+// decodeValues decodes the values of one row of t's published columns
+// read as text, in t's column order, and returns their size in bytes.
+// what begins an error's message ("snapshot of").
+func (t *table) decodeValues(types *typeRegistry, vals [][]byte, what string) ([]any, int, error) {
+	out := make([]any, len(t.Columns))
 	size := 0
 	for i, c := range t.Columns {
 		size += len(vals[i])
 		if vals[i] == nil {
-			row[c.Name] = nil
 			continue
 		}
 		v, err := types.decode(c.TypeOID, vals[i])
 		if err != nil {
-			return nil, 0, fmt.Errorf("snapshot of %s, column %s (%s): %w", t.qualified(), c.Name, c.TypeName, err)
+			return nil, 0, fmt.Errorf("%s %s, column %s (%s): %w", what, t.qualified(), c.Name, c.TypeName, err)
 		}
-		row[c.Name] = v
+		out[i] = v
 	}
-	return row, size, nil
+	return out, size, nil
 }

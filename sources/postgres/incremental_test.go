@@ -90,7 +90,7 @@ func TestIncrementalSnapshotWhileWriting(t *testing.T) {
 	d.exec(`INSERT INTO done VALUES (1)`)
 	for !slices.ContainsFunc(read(), func(e change.Event) bool { return e.Table == "done" }) {
 	}
-	delete(target, "done:"+keyString(change.Row{"id": int64(1)}))
+	delete(target, "done:"+keyString(change.RowOf(map[string]any{"id": int64(1)})))
 	want := d.tableRows("public.everything", "id")
 	if len(target) != len(want) {
 		t.Errorf("target holds %d rows, the table %d (after %d writes)", len(target), len(want), writes)
@@ -132,7 +132,7 @@ func TestResyncRequestCopiesSelectedRowsForOneSink(t *testing.T) {
 				continue
 			}
 			got++
-			if id := e.Key["id"].(int64); id%3 != 0 || e.Sink != "only" {
+			if id := e.Key.Get("id").(int64); id%3 != 0 || e.Sink != "only" {
 				t.Fatalf("copied id %d for sink %q", id, e.Sink)
 			}
 		}

@@ -58,16 +58,11 @@ func Sample(ctx context.Context, cfg *dsl.PostgresSource, source string, n int) 
 			return nil, fmt.Errorf("sample %s: %w", t.qualified(), res.Err)
 		}
 		for _, vals := range res.Rows {
-			row := make(change.Row, len(t.Columns))
-			for i, c := range t.Columns {
-				if vals[i] == nil {
-					row[c.Name] = nil
-					continue
-				}
-				if row[c.Name], err = types.decode(c.TypeOID, vals[i]); err != nil {
-					return nil, fmt.Errorf("sample %s, column %s (%s): %w", t.qualified(), c.Name, c.TypeName, err)
-				}
+			values, _, err := t.decodeValues(types, vals, "sample")
+			if err != nil {
+				return nil, err
 			}
+			row := change.MakeRow(rs.row, values)
 			out = append(out, change.Event{Op: change.Snapshot, Schema: t.Schema, Table: t.Name, After: row, Key: rs.keyOf(row),
 				Changed: rs.names, Relation: rs.rel, Boundary: true,
 				Position: change.Position{Source: source, Index: uint32(len(out))}})

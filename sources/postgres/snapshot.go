@@ -260,7 +260,7 @@ func (s *snapshotReader) chunk() ([]change.Event, error) {
 		size := 0
 		for len(events) < room && size < snapshotChunkBytes && s.rr.NextRow() {
 			vals := s.rr.Values()
-			row, n, err := t.decodeRow(s.types, vals)
+			row, n, err := t.decodeRow(s.types, rs.row, vals)
 			if err != nil {
 				return nil, err
 			}

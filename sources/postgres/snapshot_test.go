@@ -107,7 +107,7 @@ func TestSnapshotWithConcurrentWriterReproducesTable(t *testing.T) {
 		}
 		return false
 	})
-	delete(target, "done:"+keyString(change.Row{"id": int64(1)}))
+	delete(target, "done:"+keyString(change.RowOf(map[string]any{"id": int64(1)})))
 
 	t.Logf("writes %d, snapshot rows %d", writes, snapshotRows)
 	if snapshotRows < rowsN-writes || snapshotRows > rowsN+writes {
@@ -135,11 +135,11 @@ func TestSnapshotWithConcurrentWriterReproducesTable(t *testing.T) {
 }
 
 func rowsEqual(a, b change.Row) bool {
-	if len(a) != len(b) {
+	if a.Len() != b.Len() {
 		return false
 	}
-	for k, v := range b {
-		if !equalValue(a[k], v) && !reflect.DeepEqual(a[k], v) {
+	for k, v := range b.All() {
+		if !equalValue(a.Get(k), v) && !reflect.DeepEqual(a.Get(k), v) {
 			return false
 		}
 	}
@@ -170,7 +170,7 @@ func TestRestartFromCheckpointHasNoGapNoDuplicate(t *testing.T) {
 	cp := change.Checkpoint{mid.Position.Stream(): mid.Position}
 	p = d.open(cfg, cp, st)
 	rest := readUntil(t, p, untilMarks(3))
-	if rest[0].Op != change.Snapshot || rest[0].Key["id"] != int64(5001) || rest[0].Position.Compare(mid.Position) <= 0 {
+	if rest[0].Op != change.Snapshot || rest[0].Key.Get("id") != int64(5001) || rest[0].Position.Compare(mid.Position) <= 0 {
 		t.Fatalf("snapshot resumed at %v %v, want id 5001 after %v", rest[0].Key, rest[0].Position, mid.Position)
 	}
 	target := map[string]change.Row{}
@@ -211,7 +211,7 @@ func TestRestartFromCheckpointHasNoGapNoDuplicate(t *testing.T) {
 	cp = change.Checkpoint{marks[1].Position.Stream(): marks[1].Position}
 	p = d.open(cfg, cp, st)
 	again := rows(readUntil(t, p, countRows(1)))
-	if again[0].Key["id"] != int64(30003) || again[0].Position.Compare(marks[1].Position) <= 0 {
+	if again[0].Key.Get("id") != int64(30003) || again[0].Position.Compare(marks[1].Position) <= 0 {
 		t.Fatalf("stream resumed with %v at %v, want id 30003 after %v", again[0].Key, again[0].Position, marks[1].Position)
 	}
 }
@@ -237,7 +237,7 @@ func TestCommittedSnapshotIsNotReadAgain(t *testing.T) {
 
 	p = d.open(cfg, change.Checkpoint{last.Position.Stream(): last.Position}, st)
 	got := rows(readUntil(t, p, untilMarks(2)))
-	if len(got) != 2 || got[0].Op != change.Insert || got[0].Key["id"] != int64(10001) || got[1].Key["id"] != int64(20001) {
+	if len(got) != 2 || got[0].Op != change.Insert || got[0].Key.Get("id") != int64(10001) || got[1].Key.Get("id") != int64(20001) {
 		for _, e := range got[:min(len(got), 3)] {
 			t.Logf("%s %v at %v", e.Op, e.Key, e.Position)
 		}
@@ -277,7 +277,7 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	p = d.open(cfg, change.Checkpoint{streamed.Position.Stream(): streamed.Position}, st)
 	first := readUntil(t, p, countRows(9000))
 	for i, e := range first[:9000] {
-		if e.Op != change.Snapshot || e.Table != "b" || e.Key["id"] != int64(i+1) || e.Position.Stream() != added {
+		if e.Op != change.Snapshot || e.Table != "b" || e.Key.Get("id") != int64(i+1) || e.Position.Stream() != added {
 			t.Fatalf("event %d after adding b: %s %s %v at %v, want b's rows in partition %q", i, e.Op, e.Table, e.Key, e.Position, AddedPartition)
 		}
 	}
@@ -289,10 +289,10 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	p = d.open(cfg, committed(mid), st)
 	d.exec(`INSERT INTO a VALUES (102)`)
 	resumed := rows(readUntil(t, p, untilMarks(1)))
-	if len(resumed) != 11001 || resumed[0].Key["id"] != int64(9001) || resumed[0].Position.Stream() != added || resumed[0].Position.Compare(mid.Position) <= 0 {
+	if len(resumed) != 11001 || resumed[0].Key.Get("id") != int64(9001) || resumed[0].Position.Stream() != added || resumed[0].Position.Compare(mid.Position) <= 0 {
 		t.Fatalf("resumed copy of b: %d rows from %v at %v, want 11,000 from id 9001 and the streamed insert", len(resumed), resumed[0].Key, resumed[0].Position)
 	}
-	if e := resumed[len(resumed)-1]; e.Op != change.Insert || e.Table != "a" || e.Key["id"] != int64(102) || e.Position.Stream() != streamed.Position.Stream() {
+	if e := resumed[len(resumed)-1]; e.Op != change.Insert || e.Table != "a" || e.Key.Get("id") != int64(102) || e.Position.Stream() != streamed.Position.Stream() {
 		t.Fatalf("after the copy of b: %s %s %v at %v, want the insert into a in the stream", e.Op, e.Table, e.Key, e.Position)
 	}
 	lastB := resumed[len(resumed)-2]
@@ -305,7 +305,7 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	p = d.open(cfg, committed(lastB), st)
 	got := rows(readUntil(t, p, untilMarks(1)))
 	if len(got) != 31 || got[0].Table != "c" || got[0].Op != change.Snapshot || got[0].Position.Stream() != added || got[0].Position.Compare(lastB.Position) <= 0 ||
-		got[30].Table != "a" || got[30].Op != change.Insert || got[30].Key["id"] != int64(102) {
+		got[30].Table != "a" || got[30].Op != change.Insert || got[30].Key.Get("id") != int64(102) {
 		t.Fatalf("after adding c: %d rows, first %s %s at %v (committed %v), last %s %s; want c's 30 rows then the insert into a",
 			len(got), got[0].Op, got[0].Table, got[0].Position, lastB.Position, got[len(got)-1].Op, got[len(got)-1].Table)
 	}
@@ -318,14 +318,14 @@ func TestTableAddedLaterIsSnapshotted(t *testing.T) {
 	p.Close()
 	p = d.open(cfg, committed(lastB), st)
 	again := rows(readUntil(t, p, untilMarks(1)))
-	if len(again) != 31 || again[0].Table != "c" || again[0].Key["id"] != int64(1) || again[0].Position.Compare(got[29].Position) <= 0 {
+	if len(again) != 31 || again[0].Table != "c" || again[0].Key.Get("id") != int64(1) || again[0].Position.Compare(got[29].Position) <= 0 {
 		t.Fatalf("copy of c after a stop: %d rows, first %s %v at %v", len(again), again[0].Table, again[0].Key, again[0].Position)
 	}
 	// Every sink has c now: the next start streams.
 	p.Close()
 	p = d.open(cfg, committed(again[29]), st)
 	d.exec(`INSERT INTO a VALUES (103)`)
-	if next := rows(readUntil(t, p, untilMarks(1))); len(next) != 2 || next[0].Key["id"] != int64(102) || next[1].Key["id"] != int64(103) {
+	if next := rows(readUntil(t, p, untilMarks(1))); len(next) != 2 || next[0].Key.Get("id") != int64(102) || next[1].Key.Get("id") != int64(103) {
 		t.Fatalf("after c was committed: %d rows, want the inserts 102 and 103 only", len(next))
 	}
 }
@@ -371,7 +371,7 @@ func TestSnapshotStartsOverWhenNothingWasCommitted(t *testing.T) {
 	// The snapshot (a resumed one is a fresh transaction, so it may see
 	// the insert too) and then the streamed insert.
 	again := readUntil(t, p, func(ev []change.Event) bool { return len(ev) > 0 && ev[len(ev)-1].Op == change.Mark })
-	if again[0].Key["id"] != int64(1) || again[0].Position.Compare(first[len(first)-1].Position) <= 0 {
+	if again[0].Key.Get("id") != int64(1) || again[0].Position.Compare(first[len(first)-1].Position) <= 0 {
 		t.Fatalf("restart began with %v at %v", again[0].Key, again[0].Position)
 	}
 	if prog, _, _ := ReadProgress(st); prog.Tables[0].RowsDone < 10000 || !prog.Emitted {
@@ -394,7 +394,7 @@ func TestSnapshotWithPreexistingSlotConverges(t *testing.T) {
 	p := d.open(dsl.PostgresSource{Tables: []string{"public.k"}}, nil, newState())
 	d.exec(`INSERT INTO k VALUES (5000, 'after')`)
 	ev := readUntil(t, p, func(ev []change.Event) bool {
-		return len(ev) > 0 && ev[len(ev)-1].Op == change.Mark && ev[len(ev)-2].Key["id"] == int64(5000)
+		return len(ev) > 0 && ev[len(ev)-1].Op == change.Mark && ev[len(ev)-2].Key.Get("id") == int64(5000)
 	})
 	target := map[string]change.Row{}
 	replay(target, rows(ev))

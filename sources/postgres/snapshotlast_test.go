@@ -24,7 +24,7 @@ func TestLastSnapshotRowIsMarked(t *testing.T) {
 			marked = append(marked, e)
 		}
 	}
-	if len(evs) != 9004 || len(marked) != 1 || marked[0].Table != "b" || marked[0].Key["id"] != int64(3) || evs[9002].Position != marked[0].Position {
+	if len(evs) != 9004 || len(marked) != 1 || marked[0].Table != "b" || marked[0].Key.Get("id") != int64(3) || evs[9002].Position != marked[0].Position {
 		t.Fatalf("%d rows, marked %v: want 9,003 snapshot rows with only the last, b's id 3, marked, then the insert", len(evs), marked)
 	}
 	if last := evs[len(evs)-1]; last.Op != change.Insert || last.SnapshotLast {

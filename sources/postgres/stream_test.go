@@ -23,7 +23,7 @@ const everythingRow = `(%d, -32768, 2147483647, 12345678901234567890.0123456789,
 	'{"x y","q\"uote",NULL}', '{{1,2},{3,4}}', 'happy', 7, NULL)`
 
 func everythingExpected(id int64) change.Row {
-	return change.Row{
+	return change.RowOf(map[string]any{
 		"id": id, "s": int64(-32768), "i": int64(2147483647), "n": change.Numeric("12345678901234567890.0123456789"),
 		"r": 1.5, "d": 3.141592653589793, "t": "héllo", "v": "varchar", "c": "ab ", "b": true,
 		"dt": time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), "tm": "03:04:05.123",
@@ -31,7 +31,7 @@ func everythingExpected(id int64) change.Row {
 		"iv": "1 day 02:00:00", "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "j": change.JSON(`{"a": 1}`), "jb": change.JSON(`{"b": [1, 2]}`),
 		"by": []byte{0, 0xff, 0x10}, "arr": []any{int64(1), nil, int64(3)}, "tarr": []any{"x y", `q"uote`, nil},
 		"grid": []any{[]any{int64(1), int64(2)}, []any{int64(3), int64(4)}}, "m": "happy", "p": int64(7), "nul": nil,
-	}
+	})
 }
 
 func TestTypesDecodeTheSameInSnapshotAndStream(t *testing.T) {
@@ -52,15 +52,15 @@ func TestTypesDecodeTheSameInSnapshotAndStream(t *testing.T) {
 		id   int64
 	}{{"snapshot", snap[0], 1}, {"stream", ev[0], 2}} {
 		want := everythingExpected(c.id)
-		for k, v := range want {
-			if got, ok := c.e.After[k]; !ok || !equalValue(got, v) {
+		for k, v := range want.All() {
+			if got, ok := c.e.After.Lookup(k); !ok || !equalValue(got, v) {
 				t.Errorf("%s: column %s = %#v (present %v), want %#v", c.name, k, got, ok, v)
 			}
 		}
-		if len(c.e.After) != len(want) {
-			t.Errorf("%s: %d columns, want %d", c.name, len(c.e.After), len(want))
+		if c.e.After.Len() != want.Len() {
+			t.Errorf("%s: %d columns, want %d", c.name, c.e.After.Len(), want.Len())
 		}
-		if !reflect.DeepEqual(c.e.Key, change.Row{"id": c.id}) {
+		if !sameRow(c.e.Key, change.RowOf(map[string]any{"id": c.id})) {
 			t.Errorf("%s: key %v", c.name, c.e.Key)
 		}
 		col, _ := c.e.Relation.Column("n")
@@ -111,7 +111,7 @@ func TestTransactionsArriveWholeInCommitOrder(t *testing.T) {
 	for _, e := range ev {
 		var id any
 		if e.Op != change.Mark {
-			id = e.Key["id"]
+			id = e.Key.Get("id")
 		}
 		seq = append(seq, got{e.Op, id, e.Position.Index})
 	}
@@ -137,7 +137,7 @@ func TestTransactionsArriveWholeInCommitOrder(t *testing.T) {
 		t.Errorf("transactions mixed or out of commit order: %+v / %+v", ev[0].Position, ev[3].Position)
 	}
 	// DEFAULT identity: the update's before holds the key only.
-	if u := ev[5]; !reflect.DeepEqual(u.Before, change.Row{"id": int64(1)}) || !reflect.DeepEqual(u.After, change.Row{"id": int64(1), "bal": int64(11)}) {
+	if u := ev[5]; !sameRow(u.Before, change.RowOf(map[string]any{"id": int64(1)})) || !sameRow(u.After, change.RowOf(map[string]any{"id": int64(1), "bal": int64(11)})) {
 		t.Errorf("update: before %v after %v", u.Before, u.After)
 	}
 }

@@ -38,7 +38,7 @@ func TestTLSThroughTheDSN(t *testing.T) {
 	snap := rows(readUntil(t, p, countRows(2)))
 	d.exec(`INSERT INTO users VALUES (3, 'Grace')`)
 	streamed := rows(readUntil(t, p, countRows(1)))
-	if len(snap) != 2 || len(streamed) != 1 || streamed[0].After["name"] != "Grace" {
+	if len(snap) != 2 || len(streamed) != 1 || streamed[0].After.Get("name") != "Grace" {
 		t.Fatalf("snapshot %v, stream %v", snap, streamed)
 	}
 	ackAll(t, p, streamed[0])

@@ -180,8 +180,8 @@ func (d *decoder) refreshTypes(ctx context.Context, id uint32, rs *relState, row
 	n.rel = &rel
 	n.enums = enumSets(&rel)
 	for i, set := range n.enums {
-		if set != nil && unknownLabel(set, row[rel.Columns[i].Name]) {
-			addLabels(set, row[rel.Columns[i].Name])
+		if set != nil && unknownLabel(set, row.Get(rel.Columns[i].Name)) {
+			addLabels(set, row.Get(rel.Columns[i].Name))
 		}
 	}
 	d.rels[id] = &n

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,7 @@ func (r *resyncDecoding) track(e *change.Event, rs *relState) {
 			continue
 		}
 		w.seen[rs.keyString(e.Key)] = struct{}{}
-		if e.Before != nil {
+		if !e.Before.IsZero() {
 			w.seen[rs.keyString(e.Before)] = struct{}{} // the old key of a key change
 		}
 	}
@@ -74,7 +75,7 @@ func (r *resyncDecoding) track(e *change.Event, rs *relState) {
 func (rs *relState) keyString(row change.Row) string {
 	var b strings.Builder
 	for _, i := range rs.key {
-		fmt.Fprintf(&b, "%T\x1f%v\x1e", row[rs.rel.Columns[i].Name], row[rs.rel.Columns[i].Name])
+		fmt.Fprintf(&b, "%T\x1f%v\x1e", row.Get(rs.rel.Columns[i].Name), row.Get(rs.rel.Columns[i].Name))
 	}
 	return b.String()
 }
@@ -219,8 +220,15 @@ func (rs *relState) chunkEvents(ch *chunk, win *window, job ResyncJob) []change.
 		_, ok := win.seen[rs.keyString(key)]
 		return ok
 	}
+	// The chunk was read with the relation's shape (see chunkRelation):
+	// its rows share the relation's Columns, as the stream's do.
+	cols := rs.row
+	if !slices.Equal(allNamesOf(ch.table.Columns), cols.Names()) {
+		cols = ch.table.rowColumns() // not expected: rows by their own names
+	}
 	out := make([]change.Event, 0, len(ch.rows)+len(ch.gone))
-	for _, row := range ch.rows {
+	for _, vals := range ch.rows {
+		row := change.MakeRow(cols, vals)
 		key := rs.keyOf(row)
 		if skip(key) {
 			continue

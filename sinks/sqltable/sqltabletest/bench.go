@@ -44,8 +44,8 @@ func benchUpdate(b *testing.B, tg Target) {
 		for j := range batch {
 			off++
 			id := int64(j + 1)
-			batch[j] = change.Event{Op: op, Schema: "public", Table: "people", Relation: rel, Key: change.Row{"id": id},
-				After:    change.Row{"id": id, "name": "Ada Lovelace", "first_name": fmt.Sprint("Ada", round), "last_name": fmt.Sprint("Lovelace", round)},
+			batch[j] = change.Event{Op: op, Schema: "public", Table: "people", Relation: rel, Key: change.RowOf(map[string]any{"id": id}),
+				After:    change.RowOf(map[string]any{"id": id, "name": "Ada Lovelace", "first_name": fmt.Sprint("Ada", round), "last_name": fmt.Sprint("Lovelace", round)}),
 				Position: change.Position{Source: "src", Offset: off}, Boundary: true}
 		}
 	}
@@ -98,8 +98,8 @@ func bench(b *testing.B, tg Target, perWrite, writesPerFlush int) {
 	for i := 0; i < b.N; i++ {
 		for j := range batch {
 			id++
-			batch[j] = change.Event{Op: change.Insert, Schema: "public", Table: "bench", Relation: rel, Key: change.Row{"id": id},
-				After:    change.Row{"id": id, "name": fmt.Sprint("user", id), "email": "someone@example.com", "score": id % 1000, "created": now},
+			batch[j] = change.Event{Op: change.Insert, Schema: "public", Table: "bench", Relation: rel, Key: change.RowOf(map[string]any{"id": id}),
+				After:    change.RowOf(map[string]any{"id": id, "name": fmt.Sprint("user", id), "email": "someone@example.com", "score": id % 1000, "created": now}),
 				Position: change.Position{Source: "src", Offset: uint64(id)}, Boundary: true}
 		}
 		if err := s.Write(ctx(b), batch); err != nil {

@@ -68,11 +68,12 @@ func filmsRelation(rating *change.TypeDef, version uint32) *change.Relation {
 	return r
 }
 
+// filmRow returns a new row of cols' values, the caller's to change.
 func filmRow(cols []ddlColumn) change.Row {
-	row := change.Row{}
+	row := change.NewRow()
 	for _, c := range cols {
 		if !c.col.Generated {
-			row[c.col.Name] = c.val
+			row.Set(c.col.Name, c.val)
 		}
 	}
 	return row
@@ -165,7 +166,8 @@ var ddlCases = []testCase{
 		}
 		// The domain's CHECK holds on the target too.
 		bad := filmRow(cols)
-		bad["film_id"], bad["release_year"] = int64(9), int64(1800)
+		bad.Set("film_id", int64(9))
+		bad.Set("release_year", int64(1800))
 		badEv := g.ins(filmsRelation(ratingEnum(ratingLabels...), 1), bad)
 		if err := e.write(badEv); !rejects(err, badEv) {
 			t.Errorf("a year of 1800 under CHECK (VALUE >= 1901): %v, want the row rejected", err)
@@ -175,7 +177,9 @@ var ddlCases = []testCase{
 		// again (a new Relation version) for the first row using it.
 		more := ratingEnum(append(append([]string{}, ratingLabels...), "NC-17")...)
 		row := filmRow(cols)
-		row["film_id"], row["rating"], row["ratings"] = int64(2), "NC-17", []any{"NC-17"}
+		row.Set("film_id", int64(2))
+		row.Set("rating", "NC-17")
+		row.Set("ratings", []any{"NC-17"})
 		e.mustWrite(g.ins(filmsRelation(more, 2), row))
 		e.flush()
 		e.expectRows("films", []string{"film_id", "rating"}, "1|PG", "2|NC-17")
@@ -196,12 +200,12 @@ var ddlCases = []testCase{
 				{Name: "rating", Type: "mpaa_rating", TypeDef: ratingEnum(labels...)}}}
 		}
 		var g gen
-		e.mustWrite(g.ins(rel(1, ratingLabels...), change.Row{"id": int64(1), "rating": "PG-13"}))
+		e.mustWrite(g.ins(rel(1, ratingLabels...), change.RowOf(map[string]any{"id": int64(1), "rating": "PG-13"})))
 		e.flush()
 		if got := e.columnDefs("shows")["rating"]; !strings.HasPrefix(got, "varchar(5)|") {
 			t.Errorf("rating: %s, want varchar(5)", got)
 		}
-		e.mustWrite(g.ins(rel(2, append(append([]string{}, ratingLabels...), "NOT RATED YET")...), change.Row{"id": int64(2), "rating": "NOT RATED YET"}))
+		e.mustWrite(g.ins(rel(2, append(append([]string{}, ratingLabels...), "NOT RATED YET")...), change.RowOf(map[string]any{"id": int64(2), "rating": "NOT RATED YET"})))
 		e.flush()
 		e.expectRows("shows", []string{"id", "rating"}, "1|PG-13", "2|NOT RATED YET")
 	}},
@@ -214,7 +218,7 @@ var ddlCases = []testCase{
 			{Name: "id", Type: "integer", Key: true, NotNull: true},
 			{Name: "email", Type: "citext", TypeDef: citextDef}}}
 		var g gen
-		err := e.write(g.ins(rel, change.Row{"id": int64(1), "email": "a@b"}))
+		err := e.write(g.ins(rel, change.RowOf(map[string]any{"id": int64(1), "email": "a@b"})))
 		if !engine.IsPermanent(err) || !strings.Contains(fmt.Sprint(err), "CREATE EXTENSION \"citext\"") {
 			t.Errorf("Write: %v, want a permanent error saying to create extension citext", err)
 		}
@@ -230,7 +234,7 @@ var ddlCases = []testCase{
 			{Name: "id", Type: "integer", Key: true, NotNull: true},
 			{Name: "n", Type: "odd", TypeDef: odd}, {Name: "ns", Type: "odd[]", TypeDef: odd}}}
 		var g gen
-		e.mustWrite(g.ins(rel, change.Row{"id": int64(1), "n": int64(3), "ns": []any{int64(5)}}))
+		e.mustWrite(g.ins(rel, change.RowOf(map[string]any{"id": int64(1), "n": int64(3), "ns": []any{int64(5)}})))
 		e.flush()
 		defs := e.columnDefs("nums")
 		if !strings.HasPrefix(defs["n"], "integer|") || !strings.HasPrefix(defs["ns"], "integer[]|") {

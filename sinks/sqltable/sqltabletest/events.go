@@ -31,16 +31,19 @@ func (g *gen) ev(op change.Op, rel *change.Relation, before, after change.Row) c
 		Tx:       change.Tx{ID: g.off, CommitTime: time.Date(2026, 1, 2, 3, 4, 5, int(g.off)*1000, time.UTC)},
 		Boundary: true,
 	}
+	// The key columns, NULL where the row lacks one (or there is none).
 	row := e.Row()
-	e.Key = change.Row{}
-	for _, k := range rel.KeyNames() {
-		e.Key[k] = row[k]
+	keys := rel.KeyNames()
+	vals := make([]any, len(keys))
+	for i, k := range keys {
+		vals[i] = row.Get(k)
 	}
+	e.Key = change.MakeRow(change.NewColumns(keys...), vals)
 	return e
 }
 
 func (g *gen) ins(rel *change.Relation, after change.Row) change.Event {
-	return g.ev(change.Insert, rel, nil, after)
+	return g.ev(change.Insert, rel, change.Row{}, after)
 }
 
 func (g *gen) upd(rel *change.Relation, before, after change.Row) change.Event {
@@ -48,7 +51,7 @@ func (g *gen) upd(rel *change.Relation, before, after change.Row) change.Event {
 }
 
 func (g *gen) del(rel *change.Relation, before change.Row) change.Event {
-	return g.ev(change.Delete, rel, before, nil)
+	return g.ev(change.Delete, rel, before, change.Row{})
 }
 
 func (g *gen) mark() change.Event {

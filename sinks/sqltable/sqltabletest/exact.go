@@ -51,9 +51,9 @@ var exactCases = []testCase{
 		e.exec("INSERT INTO " + tg.Quote("people") + " (id, name, born) VALUES (1, 'ann', '2000-01-01'), (2, 'ben', '2000-01-02'), (3, 'cid', '2000-01-03')")
 		people := relation("people", "id integer key", "name text")
 		var g gen
-		e.mustWrite(g.upd(people, nil, change.Row{"id": int64(1), "name": "Ann"}),
-			g.upd(people, nil, change.Row{"id": int64(2), "name": "ben "}),
-			g.upd(people, nil, change.Row{"id": int64(3), "name": "cid"}))
+		e.mustWrite(g.upd(people, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "name": "Ann"})),
+			g.upd(people, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "name": "ben "})),
+			g.upd(people, change.Row{}, change.RowOf(map[string]any{"id": int64(3), "name": "cid"})))
 		e.flush()
 		e.expectRows("people", []string{"id", "name"}, "1|Ann", "2|ben ", "3|cid")
 	}},
@@ -65,10 +65,10 @@ var exactCases = []testCase{
 			v70 = "1234567890123456789012345678901234567890123456789012345678901234567890"
 		)
 		var g gen
-		e.mustWrite(g.ins(nums, change.Row{"id": int64(1), "n40": change.Numeric(v40), "n70": change.Numeric(v70),
-			"free": change.Numeric("3.25"), "tiny": change.Numeric("0.00123")}),
-			g.ins(nums, change.Row{"id": int64(2), "n40": change.Numeric("-" + v40), "n70": change.Numeric("-" + v70),
-				"free": change.Numeric("-12345678901234567890123456789012345.123456789012345678901234567891"), "tiny": change.Numeric("-0.00999")}))
+		e.mustWrite(g.ins(nums, change.RowOf(map[string]any{"id": int64(1), "n40": change.Numeric(v40), "n70": change.Numeric(v70),
+			"free": change.Numeric("3.25"), "tiny": change.Numeric("0.00123")})),
+			g.ins(nums, change.RowOf(map[string]any{"id": int64(2), "n40": change.Numeric("-" + v40), "n70": change.Numeric("-" + v70),
+				"free": change.Numeric("-12345678901234567890123456789012345.123456789012345678901234567891"), "tiny": change.Numeric("-0.00999")})))
 		e.flush()
 		cols := []string{"id", "n40", "n70", "free", "tiny"}
 		switch tg.Name {
@@ -88,14 +88,14 @@ var exactCases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		nums := relation("nums", "id integer key", "free numeric")
 		var g gen
-		e.mustWrite(g.ins(nums, change.Row{"id": int64(1), "free": change.Numeric("1.5")}))
+		e.mustWrite(g.ins(nums, change.RowOf(map[string]any{"id": int64(1), "free": change.Numeric("1.5")})))
 		e.flush()
 		for _, c := range []struct{ val, why string }{
 			{"0." + strings.Repeat("0", 30) + "1", "31 fractional digits"},
 			{"1" + strings.Repeat("0", 35), "36 integer digits"},
 			{"NaN", "NaN"},
 		} {
-			ev := g.ins(nums, change.Row{"id": int64(2), "free": change.Numeric(c.val)})
+			ev := g.ins(nums, change.RowOf(map[string]any{"id": int64(2), "free": change.Numeric(c.val)}))
 			err := e.write(ev)
 			if tg.Name == "postgres" {
 				if err != nil {
@@ -122,9 +122,9 @@ var exactCases = []testCase{
 		e.exec("CREATE TABLE " + tg.Quote("prices") + " (id INT PRIMARY KEY, price DECIMAL(10,2) NOT NULL)")
 		prices := relation("prices", "id integer key", "price numeric")
 		var g gen
-		ok1 := g.ins(prices, change.Row{"id": int64(1), "price": change.Numeric("1.230")}) // trailing zero: exact
-		bad := g.ins(prices, change.Row{"id": int64(2), "price": change.Numeric("1.234")})
-		ok2 := g.ins(prices, change.Row{"id": int64(3), "price": change.Numeric("-99999999.99")})
+		ok1 := g.ins(prices, change.RowOf(map[string]any{"id": int64(1), "price": change.Numeric("1.230")})) // trailing zero: exact
+		bad := g.ins(prices, change.RowOf(map[string]any{"id": int64(2), "price": change.Numeric("1.234")}))
+		ok2 := g.ins(prices, change.RowOf(map[string]any{"id": int64(3), "price": change.Numeric("-99999999.99")}))
 		err := e.write(ok1, bad, ok2)
 		colType := map[string]string{"mysql": "decimal(10,2)", "postgres": "numeric(10,2)"}[tg.Name]
 		if !rejects(err, bad) || !strings.Contains(err.Error(), "3 fractional digits") || !strings.Contains(err.Error(), colType) || !strings.Contains(err.Error(), `"price"`) {
@@ -132,7 +132,7 @@ var exactCases = []testCase{
 		}
 		e.pending = e.pending[:1]
 		e.mustWrite(ok2)
-		tooBig := g.ins(prices, change.Row{"id": int64(4), "price": change.Numeric("123456789.5")})
+		tooBig := g.ins(prices, change.RowOf(map[string]any{"id": int64(4), "price": change.Numeric("123456789.5")}))
 		// MySQL's message is sluice's; PostgreSQL's own says "numeric field overflow".
 		overflow := map[string]string{"mysql": "9 integer digits", "postgres": "numeric field overflow"}[tg.Name]
 		if err := e.write(tooBig); !rejects(err, tooBig) || !strings.Contains(err.Error(), overflow) {
@@ -146,13 +146,13 @@ var exactCases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		arrs := relation("arrs", "id integer key", "nums numeric[]", "txts text[]", "grid integer[]", "flts double precision[]", "stamps timestamp with time zone[]")
 		var g gen
-		e.mustWrite(g.ins(arrs, change.Row{"id": int64(1),
+		e.mustWrite(g.ins(arrs, change.RowOf(map[string]any{"id": int64(1),
 			"nums":   []any{change.Numeric("1.50"), nil, change.Numeric("-3"), change.Numeric("12345678901234567890.123456789012345678901234567890"), change.Numeric("NaN")},
 			"txts":   []any{"a", nil, `b<&>"c`, "é"},
 			"grid":   []any{[]any{int64(1), int64(2)}, []any{int64(3), nil}},
 			"flts":   []any{1.5, nil},
 			"stamps": []any{time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC), nil},
-		}))
+		})))
 		e.flush()
 		cols := []string{"id", "nums", "txts", "grid", "flts", "stamps"}
 		if tg.Name == "mysql" {
@@ -165,7 +165,7 @@ var exactCases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		arrs := relation("arrs", "id integer key", "bins bytea[]")
 		var g gen
-		e.mustWrite(g.ins(arrs, change.Row{"id": int64(1), "bins": []any{[]byte{1, 2}, nil, []byte{0xff}, []byte{}}}))
+		e.mustWrite(g.ins(arrs, change.RowOf(map[string]any{"id": int64(1), "bins": []any{[]byte{1, 2}, nil, []byte{0xff}, []byte{}}})))
 		e.flush()
 		want := map[string]string{"mysql": `1|["\\x0102",null,"\\xff","\\x"]`, "postgres": `1|{"\\x0102",NULL,"\\xff","\\x"}`}[tg.Name]
 		e.expectRows("arrs", []string{"id", "bins"}, want)
@@ -183,7 +183,7 @@ var exactCases = []testCase{
 		e.open()
 		spaced := relation("spaced", "id integer key")
 		spaced.Columns = append(spaced.Columns, change.Column{Name: "name ", Type: "text"})
-		err = e.write(g.ins(spaced, change.Row{"id": int64(1), "name ": "ann"}))
+		err = e.write(g.ins(spaced, change.RowOf(map[string]any{"id": int64(1), "name ": "ann"})))
 		var rej *engine.RejectError
 		switch {
 		case tg.Name == "mysql" && (!engine.IsPermanent(err) || errors.As(err, &rej) || !strings.Contains(err.Error(), "name ")):
@@ -198,7 +198,7 @@ var codes = relation("codes", "code text key", "v text")
 
 var codeCols = []string{"code", "v"}
 
-func code(c, v string) change.Row { return change.Row{"code": c, "v": v} }
+func code(c, v string) change.Row { return change.RowOf(map[string]any{"code": c, "v": v}) }
 
 // expectSorted is expectRows with the rows sorted byte for byte, not in
 // the target collation's order.

@@ -16,7 +16,7 @@ var docs = relation("docs", "id integer key", "title character varying(50)", "bo
 var docCols = []string{"id", "title", "body"}
 
 func doc(id int64, title, body string) change.Row {
-	return change.Row{"id": id, "title": title, "body": body}
+	return change.RowOf(map[string]any{"id": id, "title": title, "body": body})
 }
 
 // createDocs pre-creates docs the way a user migrating into an existing
@@ -57,10 +57,10 @@ var fidelityCases = []testCase{
 			// body is unchanged and TOASTed: absent from After. The move
 			// shares a write with ordinary changes on both sides.
 			e.mustWrite(g.ins(docs, doc(3, "three", "long body 3")),
-				g.upd(docs, change.Row{"id": int64(1)}, change.Row{"id": int64(10), "title": "ten"}),
-				g.upd(docs, nil, change.Row{"id": int64(2), "title": "deux"}),
-				g.upd(docs, change.Row{"id": int64(3)}, change.Row{"id": int64(30), "title": "thirty"}),
-				g.upd(docs, change.Row{"id": int64(10)}, change.Row{"id": int64(11), "title": "eleven"}))
+				g.upd(docs, change.RowOf(map[string]any{"id": int64(1)}), change.RowOf(map[string]any{"id": int64(10), "title": "ten"})),
+				g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "title": "deux"})),
+				g.upd(docs, change.RowOf(map[string]any{"id": int64(3)}), change.RowOf(map[string]any{"id": int64(30), "title": "thirty"})),
+				g.upd(docs, change.RowOf(map[string]any{"id": int64(10)}), change.RowOf(map[string]any{"id": int64(11), "title": "eleven"})))
 			e.flush()
 			e.expectRows("docs", docCols, "2|deux|long body 2", "11|eleven|long body 1", "30|thirty|long body 3")
 		})
@@ -69,7 +69,7 @@ var fidelityCases = []testCase{
 		targets(t, tg, dsl.TableSink{Delete: "soft"}, func(t *testing.T, e *env) {
 			var g gen
 			e.mustWrite(g.ins(docs, doc(1, "one", "body 1")),
-				g.upd(docs, change.Row{"id": int64(1)}, change.Row{"id": int64(10), "title": "ten"}))
+				g.upd(docs, change.RowOf(map[string]any{"id": int64(1)}), change.RowOf(map[string]any{"id": int64(10), "title": "ten"})))
 			e.flush()
 			e.expectRows("docs", []string{"id", "title", "body", "__deleted"},
 				"1|one|body 1|"+tg.bool(true), "10|ten|body 1|"+tg.bool(false))
@@ -81,11 +81,11 @@ var fidelityCases = []testCase{
 			e.mustWrite(g.ins(docs, doc(1, "one", "body 1")), g.ins(docs, doc(2, "two", "body 2")))
 			// Partial and whole rows of one table in one write, the same
 			// key twice, and an update that changes nothing.
-			e.mustWrite(g.upd(docs, nil, change.Row{"id": int64(1), "title": "uno"}),
-				g.upd(docs, nil, doc(2, "dos", "body 2b")),
-				g.upd(docs, nil, change.Row{"id": int64(2), "title": "deux"}),
-				g.upd(docs, nil, change.Row{"id": int64(1), "title": "eins"}),
-				g.upd(docs, nil, change.Row{"id": int64(1), "title": "eins"}))
+			e.mustWrite(g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "title": "uno"})),
+				g.upd(docs, change.Row{}, doc(2, "dos", "body 2b")),
+				g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "title": "deux"})),
+				g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "title": "eins"})),
+				g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "title": "eins"})))
 			e.flush()
 			e.expectRows("docs", docCols, "1|eins|body 1", "2|deux|body 2b")
 		})
@@ -94,8 +94,8 @@ var fidelityCases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		var g gen
 		e.mustWrite(g.ins(docs, doc(1, "one", "body 1")),
-			g.upd(docs, nil, change.Row{"id": int64(7), "title": "seven"}),
-			g.upd(docs, change.Row{"id": int64(8)}, change.Row{"id": int64(9), "title": "nine"}))
+			g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(7), "title": "seven"})),
+			g.upd(docs, change.RowOf(map[string]any{"id": int64(8)}), change.RowOf(map[string]any{"id": int64(9), "title": "nine"})))
 		e.flush()
 		e.expectRows("docs", docCols, "1|one|body 1", "7|seven|NULL", "9|nine|NULL")
 	}},
@@ -104,7 +104,7 @@ var fidelityCases = []testCase{
 		createDocs(e, "")
 		var g gen
 		e.mustWrite(g.ins(docs, doc(1, "one", "body 1")))
-		bad := g.upd(docs, nil, change.Row{"id": int64(7), "title": "seven"})
+		bad := g.upd(docs, change.Row{}, change.RowOf(map[string]any{"id": int64(7), "title": "seven"}))
 		if err := e.write(g.ins(docs, doc(2, "two", "body 2")), bad); !rejects(err, bad) {
 			t.Fatalf("Write: %v, want a reject of the update of key 7", err)
 		}
@@ -113,8 +113,8 @@ var fidelityCases = []testCase{
 		targets(t, tg, dsl.TableSink{Delete: "soft"}, func(t *testing.T, e *env) {
 			var g gen
 			e.mustWrite(g.ins(docs, doc(1, "one", "body 1")), g.ins(docs, doc(2, "two", "body 2")),
-				g.del(docs, change.Row{"id": int64(1)}),
-				g.del(docs, change.Row{"id": int64(5)})) // not in the target: nothing to mark
+				g.del(docs, change.RowOf(map[string]any{"id": int64(1)})),
+				g.del(docs, change.RowOf(map[string]any{"id": int64(5)}))) // not in the target: nothing to mark
 			e.flush()
 			e.expectRows("docs", []string{"id", "title", "body", "__deleted"},
 				"1|one|body 1|"+tg.bool(true), "2|two|body 2|"+tg.bool(false))
@@ -131,12 +131,12 @@ var fidelityCases = []testCase{
 		// an insert of the whole new row, both naming the root table.
 		orders := relation("orders", "id bigint key", "region text key", "amount numeric(12,2)", "note text")
 		o := func(id int64, region, amount, note string) change.Row {
-			return change.Row{"id": id, "region": region, "amount": change.Numeric(amount), "note": note}
+			return change.RowOf(map[string]any{"id": id, "region": region, "amount": change.Numeric(amount), "note": note})
 		}
 		run := func(t *testing.T, e *env) {
 			var g gen
 			e.mustWrite(g.ins(orders, o(1, "eu", "10.50", "n1")), g.ins(orders, o(2, "us", "3.00", "n2")))
-			del := g.del(orders, change.Row{"id": int64(1), "region": "eu"})
+			del := g.del(orders, change.RowOf(map[string]any{"id": int64(1), "region": "eu"}))
 			del.Boundary = false
 			e.mustWrite(del, g.ins(orders, o(1, "us", "10.50", "n1")))
 			e.flush()
@@ -156,7 +156,7 @@ var fidelityCases = []testCase{
 			e.flush()
 			// TRUNCATE then new rows, in one source transaction: a reader
 			// never sees the table empty.
-			trunc := g.ev(change.Truncate, docs, nil, nil)
+			trunc := g.ev(change.Truncate, docs, change.Row{}, change.Row{})
 			trunc.Boundary = false
 			e.mustWrite(g.ins(docs, doc(3, "three", "b3")), trunc, g.ins(docs, doc(1, "uno", "b1b")))
 			e.expectRows("docs", docCols, "1|one|b1", "2|two|b2")
@@ -168,7 +168,7 @@ var fidelityCases = []testCase{
 		targets(t, tg, dsl.TableSink{Delete: "soft"}, func(t *testing.T, e *env) {
 			var g gen
 			e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ins(docs, doc(2, "two", "b2")),
-				g.ev(change.Truncate, docs, nil, nil), g.ins(docs, doc(2, "deux", "b2b")))
+				g.ev(change.Truncate, docs, change.Row{}, change.Row{}), g.ins(docs, doc(2, "deux", "b2b")))
 			e.flush()
 			e.expectRows("docs", []string{"id", "title", "__deleted"}, "1|one|"+tg.bool(true), "2|deux|"+tg.bool(false))
 		})
@@ -176,19 +176,19 @@ var fidelityCases = []testCase{
 	{"truncate in append mode is recorded, skip ignores it", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, Mode: "append", Table: "docs_log"})
 		var g gen
-		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, nil, nil))
+		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, change.Row{}, change.Row{}))
 		e.flush()
 		e.expectRows("docs_log", []string{"__position", "__op", "id"}, "1.0|insert|1", "2.0|truncate|NULL")
 
 		e = newEnv(t, tg, dsl.TableSink{AutoCreate: true, Truncate: "skip"})
-		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, nil, nil))
+		e.mustWrite(g.ins(docs, doc(1, "one", "b1")), g.ev(change.Truncate, docs, change.Row{}, change.Row{}))
 		e.flush()
 		e.expectRows("docs", docCols, "1|one|b1")
 	}},
 	{"truncate of a table the target lacks changes nothing", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		var g gen
-		e.mustWrite(g.ev(change.Truncate, docs, nil, nil), g.ins(docs, doc(1, "one", "b1")))
+		e.mustWrite(g.ev(change.Truncate, docs, change.Row{}, change.Row{}), g.ins(docs, doc(1, "one", "b1")))
 		e.flush()
 		e.expectRows("docs", docCols, "1|one|b1")
 	}},
@@ -205,7 +205,7 @@ var fidelityCases = []testCase{
 			v2.Columns[3].Default, v2.Columns[3].NotNull = "'it''s new'::text", true
 			v2.Columns[4].Default = "42"
 			v2.Columns[5].Default = "now()" // not a constant: the target cannot reproduce it
-			e.mustWrite(g.ins(v2, change.Row{"id": int64(2), "title": "two", "body": "b2", "status": `a\b`, "n": int64(7), "at": nil}))
+			e.mustWrite(g.ins(v2, change.RowOf(map[string]any{"id": int64(2), "title": "two", "body": "b2", "status": `a\b`, "n": int64(7), "at": nil})))
 			e.flush()
 			e.expectRows("docs", []string{"id", "status", "n", "at"}, "1|it's new|42|NULL", `2|a\b|7|NULL`)
 		})
@@ -224,7 +224,7 @@ var fidelityCases = []testCase{
 			v2.Version = 2
 			// (The delete of a key the target lacks makes the insert before it
 			// run, so the transaction holds a row when the ALTER comes.)
-			e.mustWrite(g.ins(v1, doc(2, "two", "b2")), g.del(v1, change.Row{"id": int64(99)}), g.ins(v2, doc(5_000_000_000, "a longer title", "b3")))
+			e.mustWrite(g.ins(v1, doc(2, "two", "b2")), g.del(v1, change.RowOf(map[string]any{"id": int64(99)})), g.ins(v2, doc(5_000_000_000, "a longer title", "b3")))
 			e.flush()
 			e.expectRows("docs", docCols, "1|one|b1", "2|two|b2", "5000000000|a longer title|b3")
 		})
@@ -234,11 +234,11 @@ var fidelityCases = []testCase{
 		e.exec("CREATE TABLE " + tg.Quote("docs") + " (id INT PRIMARY KEY, title VARCHAR(50) NOT NULL, n INT NOT NULL)")
 		wide := relation("docs", "id integer key", "title character varying(50)", "n bigint")
 		var g gen
-		e.mustWrite(g.ins(wide, change.Row{"id": int64(1), "title": "t", "n": int64(1) << 40}))
+		e.mustWrite(g.ins(wide, change.RowOf(map[string]any{"id": int64(1), "title": "t", "n": int64(1) << 40})))
 		e.flush()
 		e.expectRows("docs", []string{"id", "title", "n"}, "1|t|1099511627776")
 		// NOT NULL stayed.
-		if err := e.write(g.ins(wide, change.Row{"id": int64(2), "title": "t", "n": nil})); err == nil {
+		if err := e.write(g.ins(wide, change.RowOf(map[string]any{"id": int64(2), "title": "t", "n": nil}))); err == nil {
 			t.Errorf("a NULL into the widened NOT NULL column was taken")
 		}
 	}},
@@ -249,7 +249,7 @@ var fidelityCases = []testCase{
 		e.flush()
 		v2 := relation("docs", "id integer key", "title boolean", "body text")
 		v2.Version = 2
-		err := e.write(g.ins(v2, change.Row{"id": int64(2), "title": true, "body": "b"}))
+		err := e.write(g.ins(v2, change.RowOf(map[string]any{"id": int64(2), "title": true, "body": "b"})))
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), `"title"`) || !strings.Contains(err.Error(), "boolean") || !strings.Contains(err.Error(), "character varying") {
 			t.Errorf("want a permanent error naming title and both types, got %v", err)
 		}
@@ -263,7 +263,7 @@ var fidelityCases = []testCase{
 					e.flush()
 					v2 := relation("docs", "id integer key", "title character varying(50)")
 					v2.Version = 2
-					e.mustWrite(g.ins(v2, change.Row{"id": int64(2), "title": "two"}))
+					e.mustWrite(g.ins(v2, change.RowOf(map[string]any{"id": int64(2), "title": "two"})))
 					e.flush()
 					if mode == "drop_columns" {
 						e.expectRows("docs", []string{"id", "title"}, "1|one", "2|two")

@@ -18,7 +18,7 @@ var users = relation("users", "id integer key", "name text", "email character va
 var userCols = []string{"id", "name", "email"}
 
 func u(id int64, name, email string) change.Row {
-	return change.Row{"id": id, "name": name, "email": email}
+	return change.RowOf(map[string]any{"id": id, "name": name, "email": email})
 }
 
 // testCase is one case of the suite, run once per target.
@@ -32,8 +32,8 @@ var cases = []testCase{
 	{"upsert and hard delete", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		var g gen
-		e.mustWrite(g.ev(change.Snapshot, users, nil, u(1, "ann", "a@x")), g.ins(users, u(2, "ben", "b@x")), g.ins(users, u(3, "cid", "c@x")),
-			g.upd(users, u(2, "ben", "b@x"), u(2, "benjamin", "b@x")), g.del(users, change.Row{"id": int64(3)}))
+		e.mustWrite(g.ev(change.Snapshot, users, change.Row{}, u(1, "ann", "a@x")), g.ins(users, u(2, "ben", "b@x")), g.ins(users, u(3, "cid", "c@x")),
+			g.upd(users, u(2, "ben", "b@x"), u(2, "benjamin", "b@x")), g.del(users, change.RowOf(map[string]any{"id": int64(3)})))
 		e.flush()
 		e.expectRows("users", userCols, "1|ann|a@x", "2|benjamin|b@x")
 	}},
@@ -48,11 +48,11 @@ var cases = []testCase{
 	{"composite keys", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		pairs := relation("pairs", "a integer key", "b text key", "v text")
-		p := func(a int64, b, v string) change.Row { return change.Row{"a": a, "b": b, "v": v} }
+		p := func(a int64, b, v string) change.Row { return change.RowOf(map[string]any{"a": a, "b": b, "v": v}) }
 		var g gen
 		e.mustWrite(g.ins(pairs, p(1, "x", "1x")), g.ins(pairs, p(1, "y", "1y")), g.ins(pairs, p(2, "x", "2x")), g.ins(pairs, p(3, "z", "3z")),
-			g.del(pairs, change.Row{"a": int64(1), "b": "y"}), g.del(pairs, change.Row{"a": int64(3), "b": "z"}),
-			g.upd(pairs, change.Row{"a": int64(2), "b": "x"}, p(2, "w", "2w")))
+			g.del(pairs, change.RowOf(map[string]any{"a": int64(1), "b": "y"})), g.del(pairs, change.RowOf(map[string]any{"a": int64(3), "b": "z"})),
+			g.upd(pairs, change.RowOf(map[string]any{"a": int64(2), "b": "x"}), p(2, "w", "2w")))
 		e.flush()
 		e.expectRows("pairs", []string{"a", "b", "v"}, "1|x|1x", "2|w|2w")
 	}},
@@ -60,13 +60,13 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, Delete: "soft", Key: []string{"name"}, Table: "pasta_copy"})
 		pasta := relation("pasta", "id integer key", "name text", "cooking_minutes integer")
 		var g gen
-		e.mustWrite(g.ins(pasta, change.Row{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10)}),
-			g.ins(pasta, change.Row{"id": int64(2), "name": "penne", "cooking_minutes": int64(11)}),
-			g.del(pasta, change.Row{"id": int64(1), "name": "linguine"}))
+		e.mustWrite(g.ins(pasta, change.RowOf(map[string]any{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10)})),
+			g.ins(pasta, change.RowOf(map[string]any{"id": int64(2), "name": "penne", "cooking_minutes": int64(11)})),
+			g.del(pasta, change.RowOf(map[string]any{"id": int64(1), "name": "linguine"})))
 		e.flush()
 		e.expectRows("pasta_copy", []string{"name", "id", "cooking_minutes", "__deleted"}, "linguine|1|10|"+tg.bool(true), "penne|2|11|"+tg.bool(false))
 		// A row that comes back is no longer deleted.
-		e.mustWrite(g.ins(pasta, change.Row{"id": int64(3), "name": "linguine", "cooking_minutes": int64(9)}))
+		e.mustWrite(g.ins(pasta, change.RowOf(map[string]any{"id": int64(3), "name": "linguine", "cooking_minutes": int64(9)})))
 		e.flush()
 		e.expectRows("pasta_copy", []string{"name", "id", "cooking_minutes", "__deleted"}, "linguine|3|9|"+tg.bool(false), "penne|2|11|"+tg.bool(false))
 	}},
@@ -77,9 +77,9 @@ var cases = []testCase{
 		for _, del := range []string{"soft", "hard"} {
 			e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, Delete: del, Key: []string{"name"}, Table: "pasta_" + del})
 			var g gen
-			e.mustWrite(g.ins(pasta, change.Row{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10)}),
-				g.ins(pasta, change.Row{"id": int64(2), "name": "penne", "cooking_minutes": int64(11)}),
-				g.del(pasta, change.Row{"id": int64(1)}))
+			e.mustWrite(g.ins(pasta, change.RowOf(map[string]any{"id": int64(1), "name": "linguine", "cooking_minutes": int64(10)})),
+				g.ins(pasta, change.RowOf(map[string]any{"id": int64(2), "name": "penne", "cooking_minutes": int64(11)})),
+				g.del(pasta, change.RowOf(map[string]any{"id": int64(1)})))
 			e.flush()
 			if del == "soft" {
 				e.expectRows("pasta_soft", []string{"name", "id", "__deleted"}, "linguine|1|"+tg.bool(true), "penne|2|"+tg.bool(false))
@@ -121,13 +121,13 @@ var cases = []testCase{
 		var g gen
 		e.mustWrite(
 			// name is not listed: never written.
-			g.upd(people, nil, change.Row{"id": int64(1), "name": "CHANGED", "first_name": "Ada", "last_name": "Lovelace"}),
+			g.upd(people, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "name": "CHANGED", "first_name": "Ada", "last_name": "Lovelace"})),
 			// last_name absent: left as it is.
-			g.upd(people, nil, change.Row{"id": int64(2), "name": "Alan Turing", "first_name": "Alan"}),
+			g.upd(people, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "name": "Alan Turing", "first_name": "Alan"})),
 			// no such row: nothing inserted.
-			g.ins(people, change.Row{"id": int64(3), "name": "X Y", "first_name": "X", "last_name": "Y"}),
+			g.ins(people, change.RowOf(map[string]any{"id": int64(3), "name": "X Y", "first_name": "X", "last_name": "Y"})),
 			// deletes change nothing.
-			g.del(people, change.Row{"id": int64(2)}))
+			g.del(people, change.RowOf(map[string]any{"id": int64(2)})))
 		e.flush()
 		e.expectRows("people", []string{"id", "name", "first_name", "last_name"}, "1|Ada Lovelace|Ada|Lovelace", "2|Alan Turing|Alan|T")
 		if after := e.versions("people"); before != nil && (after[0] == before[0] || after[1] != before[1]) {
@@ -140,16 +140,16 @@ var cases = []testCase{
 		e.exec("INSERT INTO " + tg.Quote("people") + " (id, name, first_name, last_name) VALUES (1, 'a', NULL, NULL), (2, 'b', 'B', 'Bee'), (3, 'c', 'C', 'Cee'), (4, 'd', 'D', 'Dee')")
 		people := relation("people", "id integer key", "name text", "first_name text", "last_name text")
 		p := func(id int64, first, last any) change.Row {
-			return change.Row{"id": id, "name": "ignored", "first_name": first, "last_name": last}
+			return change.RowOf(map[string]any{"id": id, "name": "ignored", "first_name": first, "last_name": last})
 		}
 		before := e.versions("people")
 		var g gen
 		e.mustWrite(
-			g.upd(people, nil, p(1, "A", "Ay")),
-			g.upd(people, nil, p(2, "B", "Bee")), // the same values: not written
-			g.upd(people, nil, p(3, "C", nil)),   // a value becomes NULL
-			g.upd(people, nil, p(1, "A2", "Ay")), // the same key again, later
-			g.upd(people, nil, p(9, "X", "Y")))   // no such row
+			g.upd(people, change.Row{}, p(1, "A", "Ay")),
+			g.upd(people, change.Row{}, p(2, "B", "Bee")), // the same values: not written
+			g.upd(people, change.Row{}, p(3, "C", nil)),   // a value becomes NULL
+			g.upd(people, change.Row{}, p(1, "A2", "Ay")), // the same key again, later
+			g.upd(people, change.Row{}, p(9, "X", "Y")))   // no such row
 		e.flush()
 		e.expectRows("people", []string{"id", "name", "first_name", "last_name"}, "1|a|A2|Ay", "2|b|B|Bee", "3|c|C|NULL", "4|d|D|Dee")
 		if after := e.versions("people"); before != nil && (after[0] == before[0] || after[1] != before[1] || after[2] == before[2] || after[3] != before[3]) {
@@ -160,14 +160,14 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		var g gen
 		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.ins(users, u(2, "ben", "b@x")),
-			g.upd(users, change.Row{"id": int64(1)}, u(10, "ann", "a@x")))
+			g.upd(users, change.RowOf(map[string]any{"id": int64(1)}), u(10, "ann", "a@x")))
 		e.flush()
 		e.expectRows("users", userCols, "2|ben|b@x", "10|ann|a@x")
 	}},
 	{"primary-key update with soft delete marks the old key", func(t *testing.T, tg Target) {
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, Delete: "soft"})
 		var g gen
-		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.upd(users, change.Row{"id": int64(1)}, u(10, "ann", "a@x")))
+		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.upd(users, change.RowOf(map[string]any{"id": int64(1)}), u(10, "ann", "a@x")))
 		e.flush()
 		e.expectRows("users", []string{"id", "name", "__deleted"}, "1|ann|"+tg.bool(true), "10|ann|"+tg.bool(false))
 	}},
@@ -177,12 +177,50 @@ var cases = []testCase{
 		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.ins(users, u(2, "ben", "b@x")))
 		// email unchanged and TOASTed: absent from After, in one batch
 		// with full rows.
-		e.mustWrite(g.upd(users, nil, change.Row{"id": int64(1), "name": "anna"}),
-			g.upd(users, nil, u(2, "benjamin", "bb@x")),
-			g.upd(users, nil, change.Row{"id": int64(2), "name": "benji"}),
-			g.upd(users, nil, change.Row{"id": int64(1), "email": nil}))
+		e.mustWrite(g.upd(users, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "name": "anna"})),
+			g.upd(users, change.Row{}, u(2, "benjamin", "bb@x")),
+			g.upd(users, change.Row{}, change.RowOf(map[string]any{"id": int64(2), "name": "benji"})),
+			g.upd(users, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "email": nil})))
 		e.flush()
 		e.expectRows("users", userCols, "1|anna|NULL", "2|benji|bb@x")
+	}},
+	{"absent columns of rows of one shape are left untouched", func(t *testing.T, tg Target) {
+		// Rows as a source makes them: one Columns per table shape, in
+		// the table's column order (not sorted), change.Unsent where a
+		// value was not sent. Consecutive rows share the Columns but not
+		// the columns they have.
+		cols := change.NewColumns("id", "name", "email")
+		r := func(vals ...any) change.Row { return change.MakeRow(cols, vals) }
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
+		var g gen
+		e.mustWrite(g.ins(users, r(int64(1), "ann", "a@x")), g.ins(users, r(int64(2), "ben", "b@x")), g.ins(users, r(int64(3), "cid", "c@x")))
+		e.mustWrite(g.upd(users, change.Row{}, r(int64(1), "anna", change.Unsent)),
+			g.upd(users, change.Row{}, r(int64(3), change.Unsent, nil)),
+			g.upd(users, change.Row{}, r(int64(2), "benjamin", "bb@x")),
+			g.upd(users, change.Row{}, r(int64(2), "benji", change.Unsent)),
+			g.upd(users, change.Row{}, r(int64(1), change.Unsent, "A@X")),
+			g.ins(users, r(int64(4), "dan", nil)))
+		e.flush()
+		e.expectRows("users", userCols, "1|anna|A@X", "2|benji|bb@x", "3|cid|NULL", "4|dan|NULL")
+	}},
+	{"absent columns of rows of one shape without a source schema are left untouched", func(t *testing.T, tg Target) {
+		// Without a Relation (file and Kafka sources) every row is whole
+		// and upserts the columns it has: the rows of one statement have
+		// the same ones, whichever their Columns hold.
+		notes := relation("notes", "id integer key", "title text", "body text")
+		cols := change.NewColumns("id", "title", "body")
+		var g gen
+		ev := func(vals ...any) change.Event {
+			e := g.upd(notes, change.Row{}, change.MakeRow(cols, vals))
+			e.Relation = nil
+			return e
+		}
+		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
+		e.mustWrite(ev(int64(1), "one", "b1"), ev(int64(2), "two", "b2"), ev(int64(3), "three", "b3"))
+		e.mustWrite(ev(int64(1), "uno", change.Unsent), ev(int64(2), "dos", "b2b"), ev(int64(3), change.Unsent, nil),
+			ev(int64(4), change.Unsent, "b4"))
+		e.flush()
+		e.expectRows("notes", []string{"id", "title", "body"}, "1|uno|b1", "2|dos|b2b", "3|three|NULL", "4|NULL|b4")
 	}},
 	{"auto_create maps every source type", autoCreateTypes},
 	{"added column", func(t *testing.T, tg Target) {
@@ -194,8 +232,8 @@ var cases = []testCase{
 		v2.Version = 2
 		// The delete ends a statement before the new column shows up, so
 		// the transaction holds rows when the table must be altered.
-		e.mustWrite(g.ins(users, u(2, "ben", "b@x")), g.del(users, change.Row{"id": int64(1)}),
-			g.ins(v2, change.Row{"id": int64(3), "name": "cid", "email": "c@x", "age": int64(33)}))
+		e.mustWrite(g.ins(users, u(2, "ben", "b@x")), g.del(users, change.RowOf(map[string]any{"id": int64(1)})),
+			g.ins(v2, change.RowOf(map[string]any{"id": int64(3), "name": "cid", "email": "c@x", "age": int64(33)})))
 		e.flush()
 		e.expectRows("users", []string{"id", "name", "age"}, "2|ben|NULL", "3|cid|33")
 		if cp := e.open(); cp[change.Stream{Source: "src"}].Offset != g.off {
@@ -209,7 +247,7 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		var g gen
 		e.mustWrite(g.ins(users, u(1, "ann", "a@x")))
-		e.mustWrite(g.upd(users, nil, change.Row{"id": int64(1), "Email": "A@X"}))
+		e.mustWrite(g.upd(users, change.Row{}, change.RowOf(map[string]any{"id": int64(1), "Email": "A@X"})))
 		e.flush()
 		want := "1|ann|A@X"
 		if tg.Name == "postgres" {
@@ -221,7 +259,7 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true, SchemaChanges: "fail"})
 		var g gen
 		e.mustWrite(g.ins(users, u(1, "ann", "a@x")))
-		err := e.write(g.ins(users, change.Row{"id": int64(2), "name": "ben", "age": int64(3)}))
+		err := e.write(g.ins(users, change.RowOf(map[string]any{"id": int64(2), "name": "ben", "age": int64(3)})))
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), `"age"`) || !strings.Contains(err.Error(), "users") {
 			t.Fatalf("want a permanent error naming users and age, got %v", err)
 		}
@@ -230,8 +268,8 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 		orders := relation("orders", "order_id bigint key", "total numeric(10,2)")
 		var g gen
-		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.ins(orders, change.Row{"order_id": int64(7), "total": change.Numeric("12.50")}),
-			g.ins(users, u(2, "ben", "b@x")), g.ins(orders, change.Row{"order_id": int64(8), "total": change.Numeric("3.00")}))
+		e.mustWrite(g.ins(users, u(1, "ann", "a@x")), g.ins(orders, change.RowOf(map[string]any{"order_id": int64(7), "total": change.Numeric("12.50")})),
+			g.ins(users, u(2, "ben", "b@x")), g.ins(orders, change.RowOf(map[string]any{"order_id": int64(8), "total": change.Numeric("3.00")})))
 		e.flush()
 		e.expectRows("users", userCols, "1|ann|a@x", "2|ben|b@x")
 		e.expectRows("orders", []string{"order_id", "total"}, "7|12.50", "8|3.00")
@@ -264,7 +302,7 @@ var cases = []testCase{
 			for j := range batch {
 				id := int64(i + j + 1)
 				batch[j] = change.Event{Op: change.Insert, Schema: "public", Table: "users", Relation: users,
-					Key: change.Row{"id": id}, After: u(id, fmt.Sprint("n", id), "e"),
+					Key: change.RowOf(map[string]any{"id": id}), After: u(id, fmt.Sprint("n", id), "e"),
 					Position: change.Position{Source: "src", Offset: commit, Index: uint32(i + j)}, Boundary: i+j == rows-1}
 			}
 			e.mustWrite(batch...)
@@ -375,7 +413,7 @@ var cases = []testCase{
 		var g gen
 		e.mustWrite(g.ins(users, u(1, "ann", "a@x")))
 		e.flush()
-		e.mustWrite(g.ins(users, u(2, "ben", "b@x")), g.upd(users, nil, u(1, "changed", "a@x")))
+		e.mustWrite(g.ins(users, u(2, "ben", "b@x")), g.upd(users, change.Row{}, u(1, "changed", "a@x")))
 		if err := e.sink.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +454,7 @@ var cases = []testCase{
 		e.exec("CREATE TABLE " + tg.Quote("codes") + " (id INT PRIMARY KEY, code CHAR(3))")
 		codes := relation("codes", "id integer key", "code character(3)")
 		var g gen
-		ok1, bad, ok2 := g.ins(codes, change.Row{"id": int64(1), "code": "abc"}), g.ins(codes, change.Row{"id": int64(2), "code": "abcd"}), g.ins(codes, change.Row{"id": int64(3), "code": "xyz"})
+		ok1, bad, ok2 := g.ins(codes, change.RowOf(map[string]any{"id": int64(1), "code": "abc"})), g.ins(codes, change.RowOf(map[string]any{"id": int64(2), "code": "abcd"})), g.ins(codes, change.RowOf(map[string]any{"id": int64(3), "code": "xyz"}))
 		err := e.write(ok1, bad, ok2)
 		var rej *engine.RejectError
 		if !errors.As(err, &rej) || rej.Event.Position != bad.Position {
@@ -433,8 +471,8 @@ var cases = []testCase{
 		var g gen
 		evs := []change.Event{
 			g.ins(users, u(1, "a", "e")), g.ins(users, u(2, "b", "e")), g.ins(users, u(3, "c", "e")), // statement 1
-			g.del(users, change.Row{"id": int64(2)}),                  // statement 2
-			g.upd(users, change.Row{"id": int64(3)}, u(30, "c", "e")), // delete 3, then upsert 30
+			g.del(users, change.RowOf(map[string]any{"id": int64(2)})),                  // statement 2
+			g.upd(users, change.RowOf(map[string]any{"id": int64(3)}), u(30, "c", "e")), // delete 3, then upsert 30
 			g.ins(users, u(4, "d", "e")), g.ins(users, u(5, "far too long", "e")), g.ins(users, u(6, "f", "e")),
 		}
 		err := e.write(evs...)
@@ -451,7 +489,7 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{})
 		e.exec("CREATE TABLE " + tg.Quote("users") + " (id INT PRIMARY KEY, name VARCHAR(5), email VARCHAR(100))")
 		var g gen
-		e.mustWrite(g.ins(users, u(1, "a", "e")), g.ins(users, u(2, "b", "e")), g.del(users, change.Row{"id": int64(2)}))
+		e.mustWrite(g.ins(users, u(1, "a", "e")), g.ins(users, u(2, "b", "e")), g.del(users, change.RowOf(map[string]any{"id": int64(2)})))
 		e.mustWrite(g.ins(users, u(3, "c", "e")))
 		four, bad, six := g.ins(users, u(4, "d", "e")), g.ins(users, u(5, "far too long", "e")), g.ins(users, u(6, "f", "e"))
 		err := e.write(four, bad, six)
@@ -468,7 +506,7 @@ var cases = []testCase{
 		e := newEnv(t, tg, dsl.TableSink{})
 		e.exec("CREATE TABLE " + tg.Quote("users") + " (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, email VARCHAR(100))")
 		var g gen
-		a, b := g.ins(users, u(1, "ann", "a@x")), g.ins(users, change.Row{"id": int64(2), "name": nil, "email": "b@x"})
+		a, b := g.ins(users, u(1, "ann", "a@x")), g.ins(users, change.RowOf(map[string]any{"id": int64(2), "name": nil, "email": "b@x"}))
 		err := e.write(a, b)
 		var rej *engine.RejectError
 		if !errors.As(err, &rej) || rej.Event.Position != b.Position {
@@ -497,7 +535,7 @@ var cases = []testCase{
 		}
 		e.cfg.Table, e.cfg.Key, e.cfg.Truncate = "", []string{"uid"}, "fail"
 		e.open()
-		err = e.write(g.ev(change.Truncate, users, nil, nil))
+		err = e.write(g.ev(change.Truncate, users, change.Row{}, change.Row{}))
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), "public.users") || !strings.Contains(err.Error(), `truncate = "skip"`) {
 			t.Errorf("truncate with truncate = fail: want a permanent error naming public.users and the fix, got %v", err)
 		}
@@ -507,7 +545,7 @@ var cases = []testCase{
 		}
 		e.cfg = dsl.TableSink{Mode: "update", Table: "nokey", Key: []string{"id"}, Columns: []string{"id", "name"}}
 		e.open()
-		err = e.write(g.upd(users, nil, u(1, "ann", "a@x")))
+		err = e.write(g.upd(users, change.Row{}, u(1, "ann", "a@x")))
 		if !engine.IsPermanent(err) || !strings.Contains(err.Error(), `"id"`) || !strings.Contains(err.Error(), "part of the key") {
 			t.Errorf("update of a key column: want a permanent error naming id, got %v", err)
 		}
@@ -552,12 +590,12 @@ var cases = []testCase{
 			name string
 			ev   change.Event
 		}{
-			{"insert without a row", g.ins(users, nil)},
-			{"insert without its key", g.ins(users, change.Row{"name": "x"})},
+			{"insert without a row", g.ins(users, change.Row{})},
+			{"insert without its key", g.ins(users, change.RowOf(map[string]any{"name": "x"}))},
 			{"delete without row or key", change.Event{Op: change.Delete, Schema: "public", Table: "users", Relation: users, Position: change.Position{Source: "src", Offset: 100}}},
 			{"unknown op", change.Event{Op: change.Op(42), Schema: "public", Table: "users", Position: change.Position{Source: "src", Offset: 101}}},
-			{"no table", change.Event{Op: change.Insert, After: change.Row{"id": int64(5)}, Position: change.Position{Source: "src", Offset: 102}}},
-			{"a value of a type no source sends", g.ins(users, change.Row{"id": int64(6), "name": struct{ X int }{1}, "email": "e"})},
+			{"no table", change.Event{Op: change.Insert, After: change.RowOf(map[string]any{"id": int64(5)}), Position: change.Position{Source: "src", Offset: 102}}},
+			{"a value of a type no source sends", g.ins(users, change.RowOf(map[string]any{"id": int64(6), "name": struct{ X int }{1}, "email": "e"}))},
 		} {
 			err := e.sink.Write(ctx(t), []change.Event{c.ev})
 			var rej *engine.RejectError

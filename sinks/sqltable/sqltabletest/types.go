@@ -84,12 +84,12 @@ var typeCases = []typeCase{
 func autoCreateTypes(t *testing.T, tg Target) {
 	e := newEnv(t, tg, dsl.TableSink{AutoCreate: true})
 	cols := []string{"id integer key"}
-	row := change.Row{"id": int64(1)}
+	row := change.RowOf(map[string]any{"id": int64(1)})
 	names := []string{"id"}
 	want := []string{"1"}
 	for _, c := range typeCases {
 		cols = append(cols, c.col+" "+c.typ)
-		row[c.col] = c.val
+		row.Set(c.col, c.val)
 		names = append(names, c.col)
 		if tg.Name == "mysql" {
 			want = append(want, c.mysql)
