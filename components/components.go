@@ -19,9 +19,11 @@ import (
 	"github.com/sluice-cdc/sluice/transforms"
 )
 
-// Registry maps every block type of the language to its constructor.
-func Registry() engine.Registry {
-	return engine.Registry{
+// Registry maps every kind of the language to its constructor. A new
+// kind is one line here: its package's New (which also registers the
+// block's schema with dsl, see dsl.RegisterSink).
+func Registry() Kinds {
+	return Kinds{
 		Sources: map[string]func(engine.Build, *dsl.Source) (engine.Source, error){
 			"postgres": pgsource.New,
 			"file":     filesource.New,

@@ -97,7 +97,7 @@ func (l *loader) transform(b *hclsyntax.Block, seen map[string]hcl.Range) *Trans
 }
 
 func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
-	spec := l.typedSpec(b, sinkSpecs)
+	spec := l.typedSpec(b, allSinkSpecs())
 	if spec == nil || !l.name(b, "sink", seen) {
 		l.unsureFrom = true
 		return nil
@@ -136,6 +136,17 @@ func (l *loader) sink(b *hclsyntax.Block, seen map[string]hcl.Range) *Sink {
 	case "file":
 		s.File = &FileSink{}
 		l.decodeBody(b, spec, s.File, s)
+	default:
+		k, _ := registeredSink(spec.Kind)
+		s.Config = k.Config()
+		present := l.decodeBody(b, spec, s.Config, s)
+		if k.Defaults != nil {
+			written := make(map[string]bool, len(present))
+			for name := range present {
+				written[name] = true
+			}
+			k.Defaults(s.Config, l.cfg.Pipeline.Name, written)
+		}
 	}
 	return s
 }

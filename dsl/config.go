@@ -158,7 +158,7 @@ type RenameColumn struct{ From, To string }
 // Sink is a `sink "TYPE" "NAME"` block. Exactly one of the typed fields is
 // set, according to Type.
 type Sink struct {
-	Type      string // "mysql" | "postgres" | "kafka" | "webhook" | "file"
+	Type      string // "mysql" | "postgres" | "kafka" | "webhook" | "file", or a registered kind
 	Name      string
 	DeclRange hcl.Range
 	From      []Ref
@@ -168,6 +168,10 @@ type Sink struct {
 	Kafka     *KafkaSink
 	Webhook   *WebhookSink
 	File      *FileSink
+	// Config is the decoded block of a kind a component registered
+	// (RegisterSink): a pointer to its config struct; nil for the
+	// built-in kinds, which have the typed fields above.
+	Config any
 }
 
 // TableSink configures the MySQL/MariaDB and PostgreSQL sinks.

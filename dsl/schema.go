@@ -80,8 +80,8 @@ type attrSpec struct {
 	Doc   string
 }
 
-// defaultText is the default as the reference documents it.
-func (a *attrSpec) defaultText() string {
+// DefaultText is the default as the reference documents it.
+func (a *attrSpec) DefaultText() string {
 	if a.DefaultDoc != "" {
 		return a.DefaultDoc
 	}
@@ -584,7 +584,7 @@ func topSpecs() []*blockSpec {
 	specs := []*blockSpec{pipelineSpec, variableSpec}
 	specs = append(specs, sourceSpecs...)
 	specs = append(specs, transformSpec)
-	specs = append(specs, sinkSpecs...)
+	specs = append(specs, allSinkSpecs()...)
 	specs = append(specs, tlsSpec, kafkaSASLSpec, kafkaOutboxSpec)
 	specs = append(specs, testSpec)
 	return append(specs, testSpec.Blocks...)

@@ -1,9 +1,11 @@
-// Package engine turns a checked pipeline (dsl.Config) into running
-// stages and moves every change from sources to sinks exactly once.
+// Package engine runs a graph of components (a Spec: sources, transforms
+// and sinks, each with its constructor, and the pipeline's settings) and
+// moves every change from sources to sinks exactly once.
 //
-// The shapes: Compile builds a Graph from the config and a Registry of
-// component constructors (cmd/sluice fills the registry, so engine imports
-// no source or sink). Per source, one stage reads batches and routes each
+// The shapes: Compile builds a Graph from a Spec. The engine knows no
+// pipeline language and no component: package components compiles a
+// checked pipeline file into a Spec with the constructors of the kinds it
+// names, so engine imports neither dsl nor any source or sink. Per source, one stage reads batches and routes each
 // through the transform DAG (transforms are pure, so routing is a
 // function: Graph.Route); per sink, one stage writes and flushes at
 // source-transaction boundaries; the checkpointer records each sink's

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	filesink "github.com/sluice-cdc/sluice/sinks/file"
@@ -25,8 +26,8 @@ import (
 // These tests run real files through the real file source, transforms
 // and file sink.
 
-func registry() engine.Registry {
-	return engine.Registry{
+func registry() components.Kinds {
+	return components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"file": filesink.New},
 		Transform: transforms.New,
@@ -62,7 +63,7 @@ sink "file" "out" {
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
-	g, err := engine.Compile(cfg, registry(), nil)
+	g, err := components.Compile(cfg, registry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ sink "file" "out" {
 	if diags.HasErrors() {
 		t.Fatal(diags.Error())
 	}
-	g, err := engine.Compile(cfg, registry(), nil)
+	g, err := components.Compile(cfg, registry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

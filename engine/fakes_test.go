@@ -8,11 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 )
 
@@ -219,18 +220,27 @@ func (f failEvery) Apply(in []change.Event) ([]change.Event, []Failure) {
 	return out, failed
 }
 
-// harness builds a pipeline of fake sources, transforms and sinks.
+// harness builds a pipeline of fake sources, transforms and sinks: an
+// engine.Spec whose nodes get their constructors, by type, from kinds.
 type harness struct {
-	cfg        *dsl.Config
+	spec       Spec
 	sources    map[string]*fakeSource
 	targets    map[string]*target
 	sinkSetup  map[string]func(*fakeSink)
 	transforms map[string]Transform
 }
 
+// kinds maps node types to constructors, given the node's name, as
+// package components maps a pipeline file's kinds.
+type kinds struct {
+	Sources   map[string]func(Build, string) (Source, error)
+	Sinks     map[string]func(Build, string) (Sink, error)
+	Transform func(Build, string) (Transform, error)
+}
+
 func newHarness(t *testing.T, policy string) *harness {
 	return &harness{
-		cfg:     &dsl.Config{Pipeline: dsl.Pipeline{Name: "t", State: filepath.Join(t.TempDir(), "state.db"), OnError: policy}},
+		spec:    Spec{Pipeline: Pipeline{Name: "t", State: filepath.Join(t.TempDir(), "state.db"), OnError: policy}},
 		sources: map[string]*fakeSource{}, targets: map[string]*target{}, sinkSetup: map[string]func(*fakeSink){},
 		transforms: map[string]Transform{},
 	}
@@ -239,18 +249,15 @@ func newHarness(t *testing.T, policy string) *harness {
 func (h *harness) source(name string, n, per, batch int) *fakeSource {
 	s := &fakeSource{name: name, n: n, per: per, batch: batch}
 	h.sources[name] = s
-	h.cfg.Sources = append(h.cfg.Sources, &dsl.Source{Type: "fake", Name: name})
+	h.spec.Sources = append(h.spec.Sources, SourceNode{Type: "fake", Name: name})
 	return s
 }
 
-func refs(names ...string) []dsl.Ref {
-	var out []dsl.Ref
+func refs(names ...string) []Ref {
+	var out []Ref
 	for _, n := range names {
-		kind, name := dsl.SourceRef, n
-		if len(n) > 10 && n[:10] == "transform." {
-			kind, name = dsl.TransformRef, n[10:]
-		}
-		out = append(out, dsl.Ref{Kind: kind, Name: name})
+		name, transform := strings.CutPrefix(n, "transform.")
+		out = append(out, Ref{Transform: transform, Name: name})
 	}
 	return out
 }
@@ -258,36 +265,55 @@ func refs(names ...string) []dsl.Ref {
 func (h *harness) sink(name string, from ...string) *target {
 	t := &target{}
 	h.targets[name] = t
-	h.cfg.Sinks = append(h.cfg.Sinks, &dsl.Sink{Type: "fake", Name: name, From: refs(from...)})
+	h.spec.Sinks = append(h.spec.Sinks, SinkNode{Type: "fake", Name: name, From: refs(from...)})
 	return t
 }
 
 func (h *harness) transform(name string, tr Transform, from ...string) {
 	h.transforms[name] = tr
-	h.cfg.Transforms = append(h.cfg.Transforms, &dsl.Transform{Name: name, From: refs(from...)})
+	h.spec.Transforms = append(h.spec.Transforms, TransformNode{Name: name, From: refs(from...)})
 }
 
-func (h *harness) registry() Registry {
-	return Registry{
-		Sources: map[string]func(Build, *dsl.Source) (Source, error){
-			"fake": func(_ Build, s *dsl.Source) (Source, error) { return h.sources[s.Name], nil },
+func (h *harness) registry() kinds {
+	return kinds{
+		Sources: map[string]func(Build, string) (Source, error){
+			"fake": func(_ Build, name string) (Source, error) { return h.sources[name], nil },
 		},
-		Sinks: map[string]func(Build, *dsl.Sink) (Sink, error){
-			"fake": func(_ Build, s *dsl.Sink) (Sink, error) {
-				k := &fakeSink{t: h.targets[s.Name]}
-				if f := h.sinkSetup[s.Name]; f != nil {
+		Sinks: map[string]func(Build, string) (Sink, error){
+			"fake": func(_ Build, name string) (Sink, error) {
+				k := &fakeSink{t: h.targets[name]}
+				if f := h.sinkSetup[name]; f != nil {
 					f(k)
 				}
 				return k, nil
 			},
 		},
-		Transform: func(_ Build, t *dsl.Transform) (Transform, error) { return h.transforms[t.Name], nil },
+		Transform: func(_ Build, name string) (Transform, error) { return h.transforms[name], nil },
 	}
+}
+
+// compile gives each node of the spec its constructor from k and
+// compiles the graph.
+func (h *harness) compile(k kinds) (*Graph, error) {
+	spec := h.spec
+	spec.Sources, spec.Transforms, spec.Sinks = slices.Clone(spec.Sources), slices.Clone(spec.Transforms), slices.Clone(spec.Sinks)
+	for i, n := range spec.Sources {
+		newSource := k.Sources[n.Type]
+		spec.Sources[i].New = func(b Build) (Source, error) { return newSource(b, n.Name) }
+	}
+	for i, n := range spec.Transforms {
+		spec.Transforms[i].New = func(b Build) (Transform, error) { return k.Transform(b, n.Name) }
+	}
+	for i, n := range spec.Sinks {
+		newSink := k.Sinks[n.Type]
+		spec.Sinks[i].New = func(b Build) (Sink, error) { return newSink(b, n.Name) }
+	}
+	return Compile(spec, nil)
 }
 
 func (h *harness) graph(t *testing.T) *Graph {
 	t.Helper()
-	g, err := Compile(h.cfg, h.registry(), nil)
+	g, err := h.compile(h.registry())
 	if err != nil {
 		t.Fatal(err)
 	}

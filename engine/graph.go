@@ -5,32 +5,13 @@ import (
 	"log/slog"
 	"slices"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 )
-
-// Registry maps block types to component constructors.
-type Registry struct {
-	Sources   map[string]func(b Build, s *dsl.Source) (Source, error)
-	Sinks     map[string]func(b Build, s *dsl.Sink) (Sink, error)
-	Transform func(b Build, t *dsl.Transform) (Transform, error)
-}
-
-// Build is what constructors get besides their block.
-type Build struct {
-	Config *dsl.Config
-	Logger *slog.Logger
-	// Observer is the run's observer (never nil from the engine; may be
-	// nil in tests): a component reports what only it sees through the
-	// optional hooks it implements, such as RecoveryObserver.
-	Observer Observer
-}
 
 // Graph is a compiled pipeline: transforms built, the DAG in topological
 // order. Route is safe to call from one goroutine per source.
 type Graph struct {
-	Config *dsl.Config
-	reg    Registry
+	Spec Spec
 	// transforms in topological order (a transform after all it reads)
 	order      []*node
 	transforms map[string]*node
@@ -41,52 +22,50 @@ type Graph struct {
 }
 
 type node struct {
-	ref  dsl.Ref
+	ref  Ref
 	t    Transform // nil for sources
 	from []*node   // inputs
 	srcs []string  // sources upstream of this node
 }
 
-// Compile builds the transforms and orders the graph. The config has been
-// checked by dsl (references exist, no cycles), so errors here come from
-// component constructors.
-func Compile(cfg *dsl.Config, reg Registry, logger *slog.Logger) (*Graph, error) {
+// Compile builds the transforms and orders the graph. Errors are
+// references to nodes that do not exist, cycles, and the transforms'
+// constructors' (a Spec compiled from a checked pipeline file has none
+// of the first two).
+func Compile(spec Spec, logger *slog.Logger) (*Graph, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	g := &Graph{Config: cfg, reg: reg, transforms: map[string]*node{}, sinkInputs: map[string][]*node{}, sinksOf: map[string][]string{}}
+	g := &Graph{Spec: spec, transforms: map[string]*node{}, sinkInputs: map[string][]*node{}, sinksOf: map[string][]string{}}
 	sources := map[string]*node{}
-	for _, s := range cfg.Sources {
-		sources[s.Name] = &node{ref: dsl.Ref{Kind: dsl.SourceRef, Name: s.Name}, srcs: []string{s.Name}}
+	for _, s := range spec.Sources {
+		sources[s.Name] = &node{ref: Ref{Name: s.Name}, srcs: []string{s.Name}}
 	}
-	byName := map[string]*dsl.Transform{}
-	for _, t := range cfg.Transforms {
-		byName[t.Name] = t
+	byName := map[string]*TransformNode{}
+	for i := range spec.Transforms {
+		byName[spec.Transforms[i].Name] = &spec.Transforms[i]
 	}
-	var visit func(r dsl.Ref, path []string) (*node, error)
-	visit = func(r dsl.Ref, path []string) (*node, error) {
-		switch r.Kind {
-		case dsl.SourceRef:
+	b := Build{Pipeline: spec.Pipeline, Logger: logger}
+	var visit func(r Ref, path []string) (*node, error)
+	visit = func(r Ref, path []string) (*node, error) {
+		if !r.Transform {
 			n, ok := sources[r.Name]
 			if !ok {
-				return nil, fmt.Errorf("%s: unknown reference %s", r.Range, r)
+				return nil, fmt.Errorf("%sunknown reference %s", at(r.At), r)
 			}
 			return n, nil
-		case dsl.TransformRef:
-		default:
-			return nil, fmt.Errorf("%s: %s cannot be read from", r.Range, r)
 		}
 		if n, ok := g.transforms[r.Name]; ok {
 			return n, nil
 		}
 		for _, p := range path {
 			if p == r.Name {
-				return nil, fmt.Errorf("%s: cycle through transform %q", r.Range, r.Name)
+				return nil, fmt.Errorf("%scycle through transform %q", at(r.At), r.Name)
 			}
 		}
 		tc, ok := byName[r.Name]
 		if !ok {
-			return nil, fmt.Errorf("%s: unknown reference %s", r.Range, r)
+			return nil, fmt.Errorf("%sunknown reference %s", at(r.At), r)
 		}
 		n := &node{ref: r}
 		for _, in := range tc.From {
@@ -97,7 +76,7 @@ func Compile(cfg *dsl.Config, reg Registry, logger *slog.Logger) (*Graph, error)
 			n.from = append(n.from, up)
 			n.srcs = appendNew(n.srcs, up.srcs...)
 		}
-		t, err := reg.Transform(Build{Config: cfg, Logger: logger}, tc)
+		t, err := tc.New(b)
 		if err != nil {
 			return nil, fmt.Errorf("transform %q: %w", tc.Name, err)
 		}
@@ -106,12 +85,12 @@ func Compile(cfg *dsl.Config, reg Registry, logger *slog.Logger) (*Graph, error)
 		g.order = append(g.order, n)
 		return n, nil
 	}
-	for _, t := range cfg.Transforms {
-		if _, err := visit(dsl.Ref{Kind: dsl.TransformRef, Name: t.Name, Range: t.DeclRange}, nil); err != nil {
+	for _, t := range spec.Transforms {
+		if _, err := visit(Ref{Transform: true, Name: t.Name, At: t.At}, nil); err != nil {
 			return nil, err
 		}
 	}
-	for _, s := range cfg.Sinks {
+	for _, s := range spec.Sinks {
 		for _, in := range s.From {
 			n, err := visit(in, nil)
 			if err != nil {
@@ -124,6 +103,14 @@ func Compile(cfg *dsl.Config, reg Registry, logger *slog.Logger) (*Graph, error)
 		}
 	}
 	return g, nil
+}
+
+// at prefixes a message with where it is written, if known.
+func at(where string) string {
+	if where == "" {
+		return ""
+	}
+	return where + ": "
 }
 
 func appendNew(list []string, items ...string) []string {

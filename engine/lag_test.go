@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -136,8 +135,8 @@ func TestLagBuildsBehindABlockedSinkAndClearsOnceCaughtUp(t *testing.T) {
 	h.sinkSetup["out"] = func(k *fakeSink) { k.gate, k.entered = gate, entered }
 	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	reg := h.registry()
-	reg.Sources["fake"] = func(Build, *dsl.Source) (Source, error) { return timedSource{src, base}, nil }
-	g, err := Compile(h.cfg, reg, nil)
+	reg.Sources["fake"] = func(Build, string) (Source, error) { return timedSource{src, base}, nil }
+	g, err := h.compile(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +153,7 @@ func TestLagBuildsBehindABlockedSinkAndClearsOnceCaughtUp(t *testing.T) {
 	if s := l.Seconds(time.Now()); s < 3600 {
 		t.Fatalf("blocked sink: lag %v s, want ≥ 3600", s)
 	}
-	st := waitStatus(t, h.cfg.Pipeline.State, func(st state.Status) bool { return !st.Sinks["out"].BehindSince.IsZero() })
+	st := waitStatus(t, h.spec.Pipeline.State, func(st state.Status) bool { return !st.Sinks["out"].BehindSince.IsZero() })
 	if sk := st.Sinks["out"]; !sk.Live || !sk.BehindSince.Equal(base) {
 		t.Fatalf("status file while blocked: %+v", sk)
 	}
@@ -176,7 +175,7 @@ func TestLagBuildsBehindABlockedSinkAndClearsOnceCaughtUp(t *testing.T) {
 	if got := rec.phases; len(got) < 3 || got[0] != PhaseStarting || got[1] != PhaseRunning || got[len(got)-1] != PhaseStopped {
 		t.Fatalf("phases %v", got)
 	}
-	store, err := state.Open(h.cfg.Pipeline.State)
+	store, err := state.Open(h.spec.Pipeline.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,8 +216,8 @@ func TestSourceThatCannotResumeStopsThePipeline(t *testing.T) {
 	src := h.source("a", 10, 1, 5)
 	tg := h.sink("out", "a")
 	reg := h.registry()
-	reg.Sources["fake"] = func(Build, *dsl.Source) (Source, error) { return freshSource{src}, nil }
-	g, err := Compile(h.cfg, reg, nil)
+	reg.Sources["fake"] = func(Build, string) (Source, error) { return freshSource{src}, nil }
+	g, err := h.compile(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

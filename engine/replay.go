@@ -46,7 +46,7 @@ func (g *Graph) ReplayDeadLetters(ctx context.Context, opts ReplayOptions) (Repl
 		opts.Logger = slog.Default()
 	}
 	if opts.StatePath == "" {
-		opts.StatePath = StatePath(g.Config)
+		opts.StatePath = g.Spec.Pipeline.StatePath()
 	}
 	store, err := state.Open(opts.StatePath)
 	if err != nil {
@@ -163,15 +163,11 @@ func (rp *replayer) open(ctx context.Context, name string) (Sink, error) {
 	if s, ok := rp.sinks[name]; ok {
 		return s, nil
 	}
-	for _, cfg := range rp.g.Config.Sinks {
+	for _, cfg := range rp.g.Spec.Sinks {
 		if cfg.Name != name {
 			continue
 		}
-		newSink, ok := rp.g.reg.Sinks[cfg.Type]
-		if !ok {
-			return nil, fmt.Errorf("sink %q: no sink of type %q is built into this sluice", name, cfg.Type)
-		}
-		s, err := newSink(Build{Config: rp.g.Config, Logger: rp.log}, cfg)
+		s, err := cfg.New(Build{Pipeline: rp.g.Spec.Pipeline, Logger: rp.log})
 		if err != nil {
 			return nil, fmt.Errorf("sink %q: %w", name, err)
 		}

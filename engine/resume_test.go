@@ -31,7 +31,7 @@ func TestCommittedFuncTakesTheLowestFreshCheckpoint(t *testing.T) {
 	h.sink("plain", "a")
 	h.sink("nocp", "a")
 	g := h.graph(t)
-	r := newRun(g, RunOptions{}.withDefaults(g.Config), nil, testLogger(t), "")
+	r := newRun(g, RunOptions{}.withDefaults(g.Spec.Pipeline), nil, testLogger(t), "")
 	a0, a1, b := change.Stream{Source: "a", Partition: "t/0"}, change.Stream{Source: "a", Partition: "t/1"}, change.Stream{Source: "b"}
 	at := func(st change.Stream, off uint64) change.Position {
 		return change.Position{Source: st.Source, Partition: st.Partition, Offset: off}

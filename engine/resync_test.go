@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -70,17 +69,17 @@ func TestSnapshotRequestsReachTheirSource(t *testing.T) {
 	src := &resyncSource{fakeSource: h.sources["a"], got: make(chan state.SnapshotRequest, 3)}
 	reg := h.registry()
 	build := reg.Sources["fake"]
-	reg.Sources["fake"] = func(b Build, s *dsl.Source) (Source, error) {
-		if s.Name == "a" {
+	reg.Sources["fake"] = func(b Build, name string) (Source, error) {
+		if name == "a" {
 			return src, nil
 		}
-		return build(b, s)
+		return build(b, name)
 	}
-	g, err := Compile(h.cfg, reg, nil)
+	g, err := h.compile(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := h.cfg.Pipeline.State
+	path := h.spec.Pipeline.State
 	file := func(id, source string) {
 		if err := state.RequestSnapshot(path, state.SnapshotRequest{ID: id, Source: source, Tables: []string{"public.t"}, Requested: time.Now()}); err != nil {
 			t.Fatal(err)

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -27,8 +25,7 @@ type RunOptions struct {
 	// returns ctx.Err() at once and a restart redoes uncommitted work.
 	// nil means never.
 	Stop <-chan struct{}
-	// StatePath is the bbolt state file; default Config.Pipeline.State,
-	// else ".sluice/NAME.db".
+	// StatePath is the bbolt state file; default Pipeline.StatePath.
 	StatePath string
 	// BatchSize is how many events a sink takes before it flushes at the
 	// next boundary; default the sink's batch_size (table sinks) or batch
@@ -68,12 +65,12 @@ type RunOptions struct {
 	Resume <-chan struct{}
 }
 
-func (o RunOptions) withDefaults(cfg *dsl.Config) RunOptions {
+func (o RunOptions) withDefaults(p Pipeline) RunOptions {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.StatePath == "" {
-		o.StatePath = StatePath(cfg)
+		o.StatePath = p.StatePath()
 	}
 	if o.Linger <= 0 {
 		o.Linger = 200 * time.Millisecond
@@ -99,15 +96,6 @@ func (o RunOptions) withDefaults(cfg *dsl.Config) RunOptions {
 	return o
 }
 
-// StatePath returns the pipeline's state file: Config.Pipeline.State, else
-// ".sluice/NAME.db".
-func StatePath(cfg *dsl.Config) string {
-	if cfg.Pipeline.State != "" {
-		return cfg.Pipeline.State
-	}
-	return filepath.Join(".sluice", cfg.Pipeline.Name+".db")
-}
-
 // ErrPaused is wrapped by the error Run returns when it was stopped while
 // paused (on_error = "pause", or a rejected row under "retry"): the
 // positions were kept, nothing after the offending event was committed.
@@ -127,7 +115,7 @@ func (e *EventError) Error() string {
 
 func (e *EventError) Unwrap() error { return e.Err }
 
-// Error policies (dsl.Pipeline.OnError).
+// Error policies (Pipeline.OnError).
 const (
 	policyRetry      = "retry"
 	policyDeadLetter = "dead_letter"
@@ -162,8 +150,8 @@ func (e *pauseError) Unwrap() error { return e.cause }
 // backoff (retry, dead_letter), pause the pipeline (pause) or end Run
 // (fail); permanent errors (IsPermanent) always end Run.
 func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
-	opts = opts.withDefaults(g.Config)
-	log := opts.Logger.With("pipeline", g.Config.Pipeline.Name)
+	opts = opts.withDefaults(g.Spec.Pipeline)
+	log := opts.Logger.With("pipeline", g.Spec.Pipeline.Name)
 	store, err := state.Open(opts.StatePath)
 	if err != nil {
 		opts.Observer.Phase(PhaseStarting)
@@ -186,7 +174,7 @@ func (g *Graph) Run(ctx context.Context, opts RunOptions) error {
 // attempts runs attempts until one ends Run; see Run.
 func (g *Graph) attempts(ctx context.Context, opts RunOptions, store *state.Store, log *slog.Logger, rec *statusRecorder) error {
 	obs := opts.Observer
-	policy := g.Config.Pipeline.OnError
+	policy := g.Spec.Pipeline.OnError
 	if policy == "" {
 		policy = policyRetry
 	}

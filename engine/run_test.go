@@ -30,7 +30,7 @@ func TestRunDeliversInOrderAndAcksTheEnd(t *testing.T) {
 	if want := pos("a", 998); last[want.Stream()] != want {
 		t.Errorf("last ack %v, want %v", last, want)
 	}
-	st, err := state.Inspect(h.cfg.Pipeline.State)
+	st, err := state.Inspect(h.spec.Pipeline.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +246,7 @@ func TestDeadLetterTransformFailures(t *testing.T) {
 
 func (h *harness) letters(t *testing.T) []state.Letter {
 	t.Helper()
-	st, err := state.Open(h.cfg.Pipeline.State)
+	st, err := state.Open(h.spec.Pipeline.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +474,7 @@ func TestSinkLingerSpacesItsCommits(t *testing.T) {
 	src.pause = 2 * time.Millisecond
 	slow := h.sink("slow", "a")
 	fast := h.sink("fast", "a")
-	h.cfg.Sinks[0].Linger = 150 * time.Millisecond
+	h.spec.Sinks[0].Linger = 150 * time.Millisecond
 	start := time.Now()
 	if err := h.run(t, context.Background(), RunOptions{MinFlushInterval: time.Millisecond}); err != nil {
 		t.Fatal(err)
@@ -489,4 +489,32 @@ func TestSinkLingerSpacesItsCommits(t *testing.T) {
 		t.Errorf("the sink without linger flushed %d times, the one with it %d: the linger did not apply to its own sink alone", fast.flushes, slow.flushes)
 	}
 	t.Logf("%v: %d flushes with linger = 150ms, %d without", elapsed.Round(time.Millisecond), slow.flushes, fast.flushes)
+}
+
+// sizedSink is a sink that states its batch size (engine.BatchSizer).
+type sizedSink struct {
+	*fakeSink
+	n int
+}
+
+func (s sizedSink) BatchSize() int { return s.n }
+
+// TestSinkStatesItsBatchSize: the run's BatchSize wins, else the sink's
+// own, else 1000.
+func TestSinkStatesItsBatchSize(t *testing.T) {
+	for _, c := range []struct {
+		opts int
+		sink Sink
+		want int
+	}{
+		{0, sizedSink{&fakeSink{}, 7}, 7},
+		{50, sizedSink{&fakeSink{}, 7}, 50},
+		{0, sizedSink{&fakeSink{}, 0}, 1000},
+		{0, &fakeSink{}, 1000},
+	} {
+		r := &run{opts: RunOptions{BatchSize: c.opts}}
+		if got := r.sinkBatchSize(c.sink); got != c.want {
+			t.Errorf("RunOptions.BatchSize %d, sink %T: batch %d, want %d", c.opts, c.sink, got, c.want)
+		}
+	}
 }

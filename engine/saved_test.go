@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -82,14 +81,14 @@ func TestSavedFollowsTheSave(t *testing.T) {
 	src := h.source("a", 200, 5, 5)
 	src.pause = time.Millisecond // a trickle: many flushes and saves
 	tg := h.sink("out", "a")
-	h.cfg.Sinks[0].Type = "saving"
+	h.spec.Sinks[0].Type = "saving"
 	var sk *savingSink
 	reg := h.registry()
-	reg.Sinks["saving"] = func(_ Build, s *dsl.Sink) (Sink, error) {
-		sk = &savingSink{fakeSink: &fakeSink{t: tg}, t: t, statePath: h.cfg.Pipeline.State, copyDir: t.TempDir()}
+	reg.Sinks["saving"] = func(_ Build, _ string) (Sink, error) {
+		sk = &savingSink{fakeSink: &fakeSink{t: tg}, t: t, statePath: h.spec.Pipeline.State, copyDir: t.TempDir()}
 		return sk, nil
 	}
-	g, err := Compile(h.cfg, reg, nil)
+	g, err := h.compile(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
-	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 )
@@ -131,13 +130,9 @@ func (r *run) run(ctx context.Context) error {
 // open builds and opens every sink, then every source from the lowest
 // checkpoint of its sinks.
 func (r *run) open(ctx context.Context) error {
-	b := Build{Config: r.g.Config, Logger: r.log, Observer: r.obs}
-	for _, s := range r.g.Config.Sinks {
-		newSink, ok := r.g.reg.Sinks[s.Type]
-		if !ok {
-			return Permanent(fmt.Errorf("sink %q: no sink of type %q is built into this sluice", s.Name, s.Type))
-		}
-		sink, err := newSink(b, s)
+	b := Build{Pipeline: r.g.Spec.Pipeline, Logger: r.log, Observer: r.obs}
+	for _, s := range r.g.Spec.Sinks {
+		sink, err := s.New(b)
 		if err != nil {
 			return fmt.Errorf("sink %q: %w", s.Name, err)
 		}
@@ -164,17 +159,13 @@ func (r *run) open(ctx context.Context) error {
 		r.inputs[s.Name] = make(chan routed, r.opts.QueueLen)
 		r.upstream[s.Name] = &atomic.Int32{}
 	}
-	for _, s := range r.g.Config.Sources {
+	for _, s := range r.g.Spec.Sources {
 		sinks := r.g.SinksOf(s.Name)
 		if len(sinks) == 0 {
 			r.log.Warn("source is read by no sink; not opening it", "source", s.Name)
 			continue
 		}
-		newSource, ok := r.g.reg.Sources[s.Type]
-		if !ok {
-			return Permanent(fmt.Errorf("source %q: no source of type %q is built into this sluice", s.Name, s.Type))
-		}
-		src, err := newSource(b, s)
+		src, err := s.New(b)
 		if err != nil {
 			return fmt.Errorf("source %q: %w", s.Name, err)
 		}
@@ -478,26 +469,22 @@ func (r *run) logLetter(l state.Letter) {
 }
 
 // sinkBatchSize is the count after which a sink flushes at the next
-// boundary: RunOptions.BatchSize, else the sink's own batch setting.
-func (r *run) sinkBatchSize(s *dsl.Sink) int {
+// boundary: RunOptions.BatchSize, else the sink's own (BatchSizer), else
+// 1000.
+func (r *run) sinkBatchSize(s Sink) int {
 	if r.opts.BatchSize > 0 {
 		return r.opts.BatchSize
 	}
-	switch {
-	case s.MySQL != nil && s.MySQL.BatchSize > 0:
-		return s.MySQL.BatchSize
-	case s.Postgres != nil && s.Postgres.BatchSize > 0:
-		return s.Postgres.BatchSize
-	case s.Webhook != nil && s.Webhook.Batch > 0:
-		return s.Webhook.Batch
+	if b, ok := s.(BatchSizer); ok && b.BatchSize() > 0 {
+		return b.BatchSize()
 	}
 	return 1000
 }
 
-func (r *run) sinkConfig(name string) *dsl.Sink {
-	for _, s := range r.g.Config.Sinks {
-		if s.Name == name {
-			return s
+func (r *run) sinkNode(name string) *SinkNode {
+	for i := range r.g.Spec.Sinks {
+		if r.g.Spec.Sinks[i].Name == name {
+			return &r.g.Spec.Sinks[i]
 		}
 	}
 	return nil
@@ -542,10 +529,10 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 			r.obs.Failed(sinkStage(name), err)
 		}
 	}()
-	cfg := r.sinkConfig(name)
+	cfg := r.sinkNode(name)
 	w := &sinkWriter{
 		r: r, name: name, sink: r.sinks[name], opened: r.opened[name], skip: r.skip[name],
-		pos: r.opened[name].Clone(), open: map[change.Stream]bool{}, batchSize: r.sinkBatchSize(cfg),
+		pos: r.opened[name].Clone(), open: map[change.Stream]bool{}, batchSize: r.sinkBatchSize(r.sinks[name]),
 		commitTime: r.openedTime[name], minFlush: r.opts.MinFlushInterval, linger: r.opts.Linger,
 	}
 	if cfg != nil && cfg.Linger > 0 { // the sink's linger

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -127,7 +128,7 @@ func decodeNativeCarefully(line []byte) (change.Event, error) {
 		return e, jsonError(err)
 	}
 	for name := range fields {
-		if !contains(nativeFields, name) {
+		if !slices.Contains(nativeFields, name) {
 			return e, fmt.Errorf("unknown field %q: the native format has %s", name, strings.Join(nativeFields, ", "))
 		}
 	}
@@ -183,15 +184,6 @@ func decodeNativeCarefully(line []byte) (change.Event, error) {
 		}
 	}
 	return e, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonError rewords encoding/json's errors for a person reading a file.

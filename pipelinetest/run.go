@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -44,7 +45,7 @@ import (
 //
 // Tests are hermetic: the "hash" mask is keyed by MaskKey, never by the
 // pipeline's mask_key or SLUICE_MASK_KEY (see Hermetic).
-func Run(cfg *dsl.Config, reg engine.Registry) []Result {
+func Run(cfg *dsl.Config, reg components.Kinds) []Result {
 	cfg = Hermetic(cfg)
 	results := make([]Result, 0, len(cfg.Tests))
 	for _, t := range cfg.Tests {
@@ -67,7 +68,7 @@ func Hermetic(cfg *dsl.Config) *dsl.Config {
 	return &c
 }
 
-func runTest(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) Result {
+func runTest(cfg *dsl.Config, reg components.Kinds, t *dsl.Test) Result {
 	start := time.Now()
 	problems, views := check(cfg, reg, t)
 	return NewResult(t, Outcome{Runner: Memory, Passed: len(problems) == 0, Failure: strings.Join(problems, "\n"), Views: views, Elapsed: time.Since(start)})
@@ -99,8 +100,8 @@ func (tr *trace) events(sink string) []change.Event {
 
 // check runs one test in memory and returns its problems and what it
 // found for each expectation.
-func check(cfg *dsl.Config, reg engine.Registry, t *dsl.Test) ([]string, []View) {
-	g, err := engine.Compile(cfg, reg, slog.New(slog.DiscardHandler))
+func check(cfg *dsl.Config, reg components.Kinds, t *dsl.Test) ([]string, []View) {
+	g, err := components.Compile(cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return []string{"the pipeline does not build: " + err.Error()}, nil
 	}

@@ -6,14 +6,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
-	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/internal/eventtest"
 	"github.com/sluice-cdc/sluice/transforms"
 )
 
-var registry = engine.Registry{Transform: transforms.New}
+var registry = components.Kinds{Transform: transforms.New}
 
 // load loads a pipeline file from src, failing the test on diagnostics.
 func load(t *testing.T, src string) *dsl.Config {
@@ -434,7 +434,7 @@ FAIL bad (test.hcl:25)
 // Changed.
 func TestInputEvent(t *testing.T) {
 	cfg := load(t, usersToMySQL)
-	g, err := engine.Compile(cfg, registry, nil)
+	g, err := components.Compile(cfg, registry, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

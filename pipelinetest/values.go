@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"math/big"
 	"reflect"
 	"sort"
@@ -54,7 +55,7 @@ func Equal(a, b any) bool {
 	}
 	if x, ok := toMap(a); ok {
 		y, ok := toMap(b)
-		return ok && equalMaps(x, y)
+		return ok && maps.EqualFunc(x, y, Equal)
 	}
 	if x, ok := toList(a); ok {
 		y, ok := toList(b)
@@ -112,19 +113,6 @@ func equalJSON(doc change.JSON, b any) bool {
 		return Equal(x, y)
 	}
 	return Equal(x, b)
-}
-
-func equalMaps(x, y map[string]any) bool {
-	if len(x) != len(y) {
-		return false
-	}
-	for k, v := range x {
-		w, ok := y[k]
-		if !ok || !Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }
 
 func toMap(v any) (map[string]any, bool) {

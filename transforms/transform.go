@@ -61,15 +61,16 @@ func (c *namesCache) hit(in []string) bool {
 // list can never write into another's.
 func (c *namesCache) store(in, out []string) { c.in, c.out = in, slices.Clip(out) }
 
-// New builds the transform block t. It matches engine.Registry.Transform.
+// New builds the transform block t. It matches components.Kinds.Transform.
 // It fails when a column is masked with "hash" and the pipeline has no
 // mask_key, on an unknown mask kind, and when select and exclude are both
 // given (dsl rejects those too; New does not trust its input).
 func New(b engine.Build, t *dsl.Transform) (engine.Transform, error) {
-	return build(b.Config, t)
+	return build(b.Pipeline.MaskKey, t)
 }
 
-func build(cfg *dsl.Config, t *dsl.Transform) (*Transform, error) {
+// build builds t; maskKey keys the "hash" mask.
+func build(maskKey string, t *dsl.Transform) (*Transform, error) {
 	tr := &Transform{name: t.Name, where: t.Where, set: t.Set}
 	for _, name := range t.Tables {
 		if schema, ok := strings.CutSuffix(name, ".*"); ok {
@@ -99,10 +100,7 @@ func build(cfg *dsl.Config, t *dsl.Transform) (*Transform, error) {
 	}
 	tr.cols = cols
 	if hashes != "" {
-		var key string
-		if cfg != nil {
-			key = cfg.Pipeline.MaskKey.Reveal()
-		}
+		key := maskKey
 		if key == "" {
 			return nil, fmt.Errorf("mask %s = \"hash\" needs a key: set mask_key in the pipeline block or the SLUICE_MASK_KEY environment variable", hashes)
 		}

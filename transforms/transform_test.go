@@ -39,7 +39,7 @@ func newTransform(t testing.TB, tc *dsl.Transform) engine.Transform {
 		tc.Name = "clean"
 	}
 	cfg := &dsl.Config{Pipeline: dsl.Pipeline{Name: "p", MaskKey: testKey}}
-	tr, err := New(engine.Build{Config: cfg}, tc)
+	tr, err := New(engine.Build{Pipeline: engine.Pipeline{Name: cfg.Pipeline.Name, MaskKey: cfg.Pipeline.MaskKey.Reveal()}}, tc)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -313,14 +313,14 @@ func TestNewErrors(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := &dsl.Config{Pipeline: dsl.Pipeline{MaskKey: c.key}}
-			_, err := New(engine.Build{Config: cfg}, &c.tc)
+			_, err := New(engine.Build{Pipeline: engine.Pipeline{Name: cfg.Pipeline.Name, MaskKey: cfg.Pipeline.MaskKey.Reveal()}}, &c.tc)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("New = %v, want an error containing %q", err, c.want)
 			}
 		})
 	}
 	// Without any hash mask no key is needed.
-	if _, err := New(engine.Build{Config: &dsl.Config{}}, &dsl.Transform{Mask: []dsl.MaskColumn{{Column: "a", Kind: "redact"}}}); err != nil {
+	if _, err := New(engine.Build{}, &dsl.Transform{Mask: []dsl.MaskColumn{{Column: "a", Kind: "redact"}}}); err != nil {
 		t.Errorf("redact without key: %v", err)
 	}
 }

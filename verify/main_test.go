@@ -81,7 +81,7 @@ func execPG(t testing.TB, dsn string, sql string, args ...any) {
 func copyRows(t testing.TB, cfg *dsl.Config, rows int) {
 	t.Helper()
 	ctx := context.Background()
-	g, err := engine.Compile(cfg, components.Registry(), nil)
+	g, err := components.Compile(cfg, components.Registry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func copyRows(t testing.TB, cfg *dsl.Config, rows int) {
 			if !ok {
 				continue
 			}
-			sink, err := reg.Sinks[s.Type](engine.Build{Config: cfg}, s)
+			sink, err := reg.Sinks[s.Type](engine.Build{Pipeline: components.Settings(cfg)}, s)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
-	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	pgsource "github.com/sluice-cdc/sluice/sources/postgres"
 )
@@ -141,7 +140,7 @@ type ColumnDiff struct {
 // err is for what stops everything (the graph does not build, ctx ends).
 func Run(ctx context.Context, cfg *dsl.Config, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
-	g, err := engine.Compile(cfg, components.Registry(), opts.Logger)
+	g, err := components.Compile(cfg, components.Registry(), opts.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -44,10 +44,10 @@ func (c *cli) dlq(args []string) int {
 	if cfg == nil {
 		return exitFindings
 	}
-	path := engine.StatePath(cfg)
+	path := components.Settings(cfg).StatePath()
 	switch sub {
 	case "replay":
-		g, err := engine.Compile(cfg, components.Registry(), nil)
+		g, err := components.Compile(cfg, components.Registry(), nil)
 		if err != nil {
 			c.errorf("%v", err)
 			return exitFindings

@@ -40,7 +40,7 @@ func (c *cli) drop(args []string) int {
 	if cfg == nil {
 		return exitFindings
 	}
-	path := engine.StatePath(cfg)
+	path := components.Settings(cfg).StatePath()
 	if _, err := os.Stat(path); err == nil {
 		store, err := state.Open(path) // takes the lock: fails while a run holds it
 		if err != nil {
@@ -130,7 +130,7 @@ func (c *cli) forgetters(cfg *dsl.Config) []namedForgetter {
 		if !ok {
 			continue
 		}
-		sink, err := build(engine.Build{Config: cfg, Logger: slog.New(slog.DiscardHandler)}, s)
+		sink, err := build(engine.Build{Pipeline: components.Settings(cfg), Logger: slog.New(slog.DiscardHandler)}, s)
 		if err != nil {
 			continue
 		}

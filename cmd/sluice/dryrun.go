@@ -63,12 +63,12 @@ func (c *cli) dryRun(args []string) int {
 		c.errorf("%v", err)
 		return exitFindings
 	}
-	g, err := engine.Compile(cfg, components.Registry(), nil)
+	g, err := components.Compile(cfg, components.Registry(), nil)
 	if err != nil {
 		c.errorf("%v", err)
 		return exitFindings
 	}
-	return c.printRouted(g, src, events)
+	return c.printRouted(cfg, g, src, events)
 }
 
 func (c *cli) dryRunSource(cfg *dsl.Config, name string) (string, bool) {
@@ -146,7 +146,7 @@ func (c *cli) readEvents(path, source string) ([]change.Event, error) {
 }
 
 // printRouted routes events from source and prints each sink's share.
-func (c *cli) printRouted(g *engine.Graph, source string, events []change.Event) int {
+func (c *cli) printRouted(cfg *dsl.Config, g *engine.Graph, source string, events []change.Event) int {
 	perSink, failed := g.Route(source, events)
 	status := exitOK
 	for _, f := range failed {
@@ -155,7 +155,7 @@ func (c *cli) printRouted(g *engine.Graph, source string, events []change.Event)
 	}
 	w := bufio.NewWriter(c.stdout)
 	defer w.Flush()
-	for _, s := range g.Config.Sinks {
+	for _, s := range cfg.Sinks {
 		out, ok := perSink[s.Name]
 		if !ok {
 			continue

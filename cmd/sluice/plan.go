@@ -79,7 +79,7 @@ func (c *cli) plan(args []string) int {
 		var sink engine.Sink
 		var err error
 		if ok {
-			sink, err = build(engine.Build{Config: cfg, Logger: slog.New(slog.DiscardHandler)}, s)
+			sink, err = build(engine.Build{Pipeline: components.Settings(cfg), Logger: slog.New(slog.DiscardHandler)}, s)
 		}
 		p, isPlanner := sink.(ddlPlanner)
 		switch {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/sluice-cdc/sluice/components"
 	"time"
 
 	"github.com/sluice-cdc/sluice/engine"
@@ -47,7 +48,7 @@ func (c *cli) resume(args []string) int {
 		fmt.Fprintf(c.stdout, "pipeline %q is not paused (phase %s): nothing to resume\n", st.Pipeline, st.Phase)
 		return exitFindings
 	}
-	path := engine.StatePath(cfg)
+	path := components.Settings(cfg).StatePath()
 	if err := state.RequestResume(path); err != nil {
 		c.errorf("%v", err)
 		return exitFindings

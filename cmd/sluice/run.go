@@ -72,7 +72,7 @@ func (c *cli) runPipeline(args []string) int {
 	if cfg == nil {
 		return exitFindings
 	}
-	g, err := engine.Compile(cfg, components.Registry(), logger)
+	g, err := components.Compile(cfg, components.Registry(), logger)
 	if err != nil {
 		c.errorf("%v", err)
 		return exitFindings
@@ -85,7 +85,7 @@ func (c *cli) runPipeline(args []string) int {
 		stop = signalStop(cancel, logger)
 	}
 	opts := engine.RunOptions{Logger: logger, Stop: stop}
-	statePath := engine.StatePath(cfg)
+	statePath := components.Settings(cfg).StatePath()
 	if err := checkSlots(cfg, statePath); err != nil {
 		logger.Error("not starting", "err", err)
 		return exitFindings

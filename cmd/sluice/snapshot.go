@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
-	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/state"
 	"github.com/sluice-cdc/sluice/observe"
 	"github.com/sluice-cdc/sluice/sources/postgres"
@@ -86,7 +85,7 @@ func checkRequest(cfg *dsl.Config, req *state.SnapshotRequest) error {
 	}
 	req.Source = src.Name
 	if req.Sink != "" {
-		g, err := engine.Compile(cfg, components.Registry(), nil)
+		g, err := components.Compile(cfg, components.Registry(), nil)
 		if err != nil {
 			return err
 		}
@@ -109,7 +108,7 @@ func captures(s *dsl.PostgresSource, table string) bool {
 // fileRequest writes the request and, when the pipeline runs, waits for
 // it to be taken; it says what happens next.
 func (c *cli) fileRequest(cfg *dsl.Config, req state.SnapshotRequest, timeout time.Duration) bool {
-	path := engine.StatePath(cfg)
+	path := components.Settings(cfg).StatePath()
 	st, err := state.Inspect(path)
 	running := err == nil && st.Running
 	req.Requested = time.Now().UTC()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluice-cdc/sluice/components"
 	"io"
 	"math"
 	"sort"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
-	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/engine/state"
 	"github.com/sluice-cdc/sluice/observe"
@@ -60,7 +60,7 @@ func (c *cli) status(args []string) int {
 // pipelineStatus reads the state file (or the running pipeline's status
 // file) and, with probe, asks PostgreSQL sources for their WAL positions.
 func (c *cli) pipelineStatus(cfg *dsl.Config, probe bool) (observe.Status, error) {
-	st, err := state.Inspect(engine.StatePath(cfg))
+	st, err := state.Inspect(components.Settings(cfg).StatePath())
 	if err != nil {
 		return observe.Status{}, err
 	}

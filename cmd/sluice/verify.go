@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sluice-cdc/sluice/components"
 	"io"
 	"log/slog"
 	"os/signal"
@@ -13,7 +14,6 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/dsl"
-	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/state"
 	"github.com/sluice-cdc/sluice/verify"
 )
@@ -181,7 +181,7 @@ func (c *cli) repair(release func(), cfg *dsl.Config, opts verify.Options, rep *
 			return nil
 		}
 	}
-	st, err := state.Inspect(engine.StatePath(cfg))
+	st, err := state.Inspect(components.Settings(cfg).StatePath())
 	if err != nil || !st.Running {
 		for _, j := range jobs {
 			if !c.fileRequest(cfg, j.req, timeout) {

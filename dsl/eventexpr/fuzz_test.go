@@ -1,6 +1,7 @@
 package eventexpr
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -35,7 +36,8 @@ func FuzzCompile(f *testing.F) {
 		}
 		p, err := Compile(src, kind)
 		if err != nil {
-			if e, ok := err.(*Error); ok && (e.Offset < 0 || e.Offset > len(src)) {
+			var e *Error
+			if errors.As(err, &e) && (e.Offset < 0 || e.Offset > len(src)) {
 				t.Fatalf("offset %d outside %q", e.Offset, src)
 			}
 			return

@@ -107,8 +107,9 @@ func (r *fidRun) note(when string) {
 	default:
 		return
 	}
+	_, what, _ := strings.Cut(s, ": ")
 	for _, seen := range r.trouble {
-		if strings.SplitN(seen, ": ", 2)[1] == strings.SplitN(s, ": ", 2)[1] {
+		if _, seenWhat, _ := strings.Cut(seen, ": "); seenWhat == what {
 			return
 		}
 	}

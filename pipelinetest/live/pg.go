@@ -208,7 +208,7 @@ func (p *pgServer) realTable(ctx context.Context, schema, name string) (string, 
 	}
 	var got *string
 	err := p.conn.QueryRow(ctx, `SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)`, spec).Scan(&got)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, nil
 	}
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -115,7 +116,7 @@ func PlanFor(cfg *dsl.Config) Plan {
 // each (pipelinetest.Live outcomes, judged by pipelinetest.Judge). reg
 // builds the real components (components.Registry()). Every scratch
 // object of a test is removed when it ends, whatever its outcome.
-func (s *Session) Run(ctx context.Context, cfg *dsl.Config, reg engine.Registry) []pipelinetest.Outcome {
+func (s *Session) Run(ctx context.Context, cfg *dsl.Config, reg components.Kinds) []pipelinetest.Outcome {
 	cfg = pipelinetest.Hermetic(cfg)
 	out := make([]pipelinetest.Outcome, 0, len(cfg.Tests))
 	for _, t := range cfg.Tests {
@@ -216,7 +217,7 @@ type testRun struct {
 }
 
 // runTest runs one test live and removes its scratch objects.
-func (s *Session) runTest(ctx context.Context, cfg *dsl.Config, reg engine.Registry, t *dsl.Test) pipelinetest.Outcome {
+func (s *Session) runTest(ctx context.Context, cfg *dsl.Config, reg components.Kinds, t *dsl.Test) pipelinetest.Outcome {
 	start := time.Now()
 	s.n++
 	tr := &testRun{s: s, n: s.n, cfg: cfg, test: t, sources: map[string]*sourceState{}, sinks: map[string]*sinkState{},
@@ -259,7 +260,7 @@ func (tr *testRun) note(format string, args ...any) {
 
 // run sets up the scratch objects, runs the pipeline on them, applies
 // the inputs, waits for the sinks and judges what they did.
-func (tr *testRun) run(ctx context.Context, reg engine.Registry) ([]string, []pipelinetest.View) {
+func (tr *testRun) run(ctx context.Context, reg components.Kinds) ([]string, []pipelinetest.View) {
 	dir, err := os.MkdirTemp(tr.s.opts.TempDir, "sluice-test-live-")
 	if err != nil {
 		return []string{err.Error()}, nil
@@ -267,7 +268,7 @@ func (tr *testRun) run(ctx context.Context, reg engine.Registry) ([]string, []pi
 	tr.dir = dir
 	tr.onCleanup(func(context.Context) error { return os.RemoveAll(dir) })
 
-	g0, err := engine.Compile(tr.cfg, reg, slog.New(slog.DiscardHandler))
+	g0, err := components.Compile(tr.cfg, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return []string{"the pipeline does not build: " + err.Error()}, nil
 	}
@@ -301,7 +302,7 @@ func (tr *testRun) run(ctx context.Context, reg engine.Registry) ([]string, []pi
 			}
 			return a
 		}}))
-	g, err := engine.Compile(&scfg, tr.registry(reg), logger)
+	g, err := components.Compile(&scfg, tr.registry(reg), logger)
 	if err != nil {
 		return []string{"the pipeline does not build: " + err.Error()}, nil
 	}
@@ -914,8 +915,8 @@ func (tr *testRun) applyInputs(ctx context.Context) []string {
 
 // registry builds the test's components: the real ones of reg for what
 // runs live (wrapped to follow them), stand-ins for the rest.
-func (tr *testRun) registry(reg engine.Registry) engine.Registry {
-	out := engine.Registry{Transform: reg.Transform, Sources: map[string]func(engine.Build, *dsl.Source) (engine.Source, error){},
+func (tr *testRun) registry(reg components.Kinds) components.Kinds {
+	out := components.Kinds{Transform: reg.Transform, Sources: map[string]func(engine.Build, *dsl.Source) (engine.Source, error){},
 		Sinks: map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){}}
 	for _, s := range tr.cfg.Sources {
 		typ := s.Type

@@ -26,7 +26,7 @@ sink "kafka" "events" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	s, err := newSink(engine.Build{Config: cfg}, cfg.Sinks[0])
+	s, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: cfg.Pipeline.Name, MaskKey: cfg.Pipeline.MaskKey.Reveal()}}, cfg.Sinks[0])
 	if err != nil {
 		t.Fatal(err)
 	}

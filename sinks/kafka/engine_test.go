@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	kafkasink "github.com/sluice-cdc/sluice/sinks/kafka"
@@ -51,13 +52,13 @@ sink "kafka" "events" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	reg := engine.Registry{
+	reg := components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"kafka": kafkasink.New},
 		Transform: transforms.New,
 	}
 	run := func() {
-		g, err := engine.Compile(cfg, reg, nil)
+		g, err := components.Compile(cfg, reg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/internal/pgtest"
@@ -81,7 +82,7 @@ sink "kafka" "events" {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	g, err := engine.Compile(cfg, engine.Registry{
+	g, err := components.Compile(cfg, components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"postgres": pgsource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"kafka": kafkasink.New},
 		Transform: transforms.New,

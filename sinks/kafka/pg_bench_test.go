@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/internal/dbskip"
@@ -91,14 +92,14 @@ sink "kafka" "events" {
 	if diags.HasErrors() {
 		b.Fatal(diags)
 	}
-	reg := engine.Registry{
+	reg := components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"postgres": pgsource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"kafka": kafkasink.New},
 		Transform: transforms.New,
 	}
 	// run starts the pipeline and returns a stop function that waits for it.
 	run := func() func() {
-		g, err := engine.Compile(cfg, reg, nil)
+		g, err := components.Compile(cfg, reg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

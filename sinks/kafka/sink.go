@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -130,10 +129,7 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	if c.ReplicationFactor > 32767 {
 		return nil, bad("replication_factor", "replication_factor %d is too large", c.ReplicationFactor)
 	}
-	pipeline := ""
-	if b.Config != nil {
-		pipeline = b.Config.Pipeline.Name
-	}
+	pipeline := b.Pipeline.Name
 	txTopic := c.TransactionsTopic
 	if txTopic == "" {
 		txTopic = pipeline + ".transaction"
@@ -181,12 +177,12 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	if sk.extraOpts, err = kafkaconn.Options(c.TLS, c.SASL); err != nil {
 		return nil, engine.Permanent(fmt.Errorf("%s: %w", label, err))
 	}
-	if inst := os.Getenv(engine.InstanceEnv); inst != "" && sk.resolver != nil {
+	if inst := b.Pipeline.Instance; inst != "" && sk.resolver != nil {
 		sk.stateKey += "." + inst
 	}
 	if c.ExactlyOnce {
 		sk.txnID = "sluice." + pipeline + "." + s.Name
-		if inst := os.Getenv(engine.InstanceEnv); inst != "" {
+		if inst := b.Pipeline.Instance; inst != "" {
 			sk.txnID += "." + inst
 		}
 	}

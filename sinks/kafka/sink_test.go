@@ -38,7 +38,7 @@ func block(brokers []string, exactlyOnce bool) *dsl.Sink {
 
 func open(t testing.TB, b *dsl.Sink, saved []byte) (*Sink, change.Checkpoint) {
 	t.Helper()
-	s, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "shop"}}, Logger: slog.New(slog.DiscardHandler)}, b)
+	s, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "shop"}, Logger: slog.New(slog.DiscardHandler)}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func TestForgetEmptiesTheCommittedCheckpoint(t *testing.T) {
 	}
 	s.Close()
 
-	f, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "shop"}}, Logger: slog.New(slog.DiscardHandler)}, block(brokers, true))
+	f, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "shop"}, Logger: slog.New(slog.DiscardHandler)}, block(brokers, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func TestForgetEmptiesTheCommittedCheckpoint(t *testing.T) {
 	if len(cp) != 0 {
 		t.Errorf("Open after Forget returned %v, want an empty checkpoint", cp)
 	}
-	plain, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "shop"}}}, block(brokers, false))
+	plain, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "shop"}}, block(brokers, false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -102,9 +103,7 @@ func readCheckpoint(ctx context.Context, admin *kgo.Client, brokers []string, pr
 		if err := one.UnmarshalJSON(value); err != nil {
 			return nil, nil, fmt.Errorf("the record with key %q is corrupt (%v): produce a record with that key and the value [] to forget the stream's position", key, err)
 		}
-		for st, p := range one {
-			cp[st] = p
-		}
+		maps.Copy(cp, one)
 	}
 	return cp, state, nil
 }
@@ -127,6 +126,9 @@ func lastStableOffset(ctx context.Context, cl *kgo.Client, topic string, partiti
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
+			if t.Topic != topic || p.Partition != partition {
+				continue
+			}
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
 				return 0, fmt.Errorf("list offsets of %s/%d: %w", topic, partition, err)
 			}

@@ -50,7 +50,7 @@ func tlsServer(t *testing.T, certs *testcerts.Set) (*mariadbtest.Server, string)
 
 func tlsSink(t *testing.T, dsn string, tls *dsl.TLS) engine.Sink {
 	t.Helper()
-	s, err := New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "tls"}}},
+	s, err := New(engine.Build{Pipeline: engine.Pipeline{Name: "tls"}},
 		&dsl.Sink{Type: "mysql", Name: "t", MySQL: &dsl.TableSink{DSN: dsn, AutoCreate: true, TLS: tls}})
 	if err != nil {
 		t.Fatalf("New: %v", err)

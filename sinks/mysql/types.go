@@ -273,9 +273,7 @@ func (dialect) SameType(want string, def sqltable.ColumnDef) bool {
 	if m := collateArg.FindStringSubmatch(want); m != nil && (!def.Collation.Valid || !strings.EqualFold(def.Collation.String, m[1])) {
 		return false
 	}
-	if i := strings.Index(want, " CHECK "); i >= 0 {
-		want = want[:i]
-	}
+	want, _, _ = strings.Cut(want, " CHECK ")
 	want = strings.ReplaceAll(typeTail.ReplaceAllString(want, ""), "', '", "','")
 	have := intWidth.ReplaceAllString(strings.ToLower(def.Type), "$1")
 	name, rest, _ := strings.Cut(want, "(")

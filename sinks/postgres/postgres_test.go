@@ -69,7 +69,7 @@ func prepared(t *testing.T, cfg dsl.TableSink, stmts ...string) (*sql.DB, engine
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	s, err := New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "p"}}}, &dsl.Sink{Type: "postgres", Name: "t", Postgres: &cfg})
+	s, err := New(engine.Build{Pipeline: engine.Pipeline{Name: "p"}}, &dsl.Sink{Type: "postgres", Name: "t", Postgres: &cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

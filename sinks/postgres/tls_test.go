@@ -26,7 +26,7 @@ func TestTLSThroughTheDSN(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	sink := func(dsn string) engine.Sink {
-		s, err := New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "tls"}}},
+		s, err := New(engine.Build{Pipeline: engine.Pipeline{Name: "tls"}},
 			&dsl.Sink{Type: "postgres", Name: "t", Postgres: &dsl.TableSink{DSN: dsn, AutoCreate: true}})
 		if err != nil {
 			t.Fatalf("New: %v", err)

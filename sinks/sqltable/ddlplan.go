@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -118,7 +119,7 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 			continue
 		}
 		col, ok := s.targetColumn(t, c.Name)
-		key := contains(t.key, c.Name)
+		key := slices.Contains(t.key, c.Name)
 		if !ok {
 			if s.opts.schema == SchemaFail {
 				p.Differences = append(p.Differences, fmt.Sprintf("column %s is missing, and schema_changes = \"fail\" stops the pipeline at the first row", c.Name))
@@ -182,7 +183,7 @@ func (s *Sink) planTable(ctx context.Context, rel *change.Relation) (TablePlan, 
 // reserved reports whether c is a column of the mode (__deleted, ...).
 func (s *Sink) reserved(c string) bool {
 	extra, _ := s.extraColumns()
-	return contains(extra, c)
+	return slices.Contains(extra, c)
 }
 
 // foldedIn reports whether target column c is a column of rel under the
@@ -252,7 +253,7 @@ func (s *Sink) inexactKeys(ctx context.Context, t *table) []string {
 		if err := rows.Scan(&col, &collation); err != nil {
 			return append(out, "could not read the key columns' collations: "+s.redact(err).Error())
 		}
-		if !contains(t.key, col) {
+		if !slices.Contains(t.key, col) {
 			continue
 		}
 		if why := kc.InexactCollation(t.cols[col], collation); why != "" {

@@ -2,6 +2,7 @@ package sqltable
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -154,7 +155,7 @@ func partial(e *change.Event, row change.Row) bool {
 func patchColumns(t *table, row change.Row) []string {
 	cols := append(make([]string, 0, row.Len()), t.key...)
 	for _, c := range row.Names() {
-		if !contains(t.key, c) {
+		if !slices.Contains(t.key, c) {
 			cols = append(cols, c)
 		}
 	}
@@ -193,7 +194,7 @@ func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Eve
 	}
 	var absent []string
 	for _, c := range e.Relation.Columns {
-		if _, ok := e.After.Lookup(c.Name); ok || c.Generated || contains(cols, c.Name) {
+		if _, ok := e.After.Lookup(c.Name); ok || c.Generated || slices.Contains(cols, c.Name) {
 			continue
 		}
 		if _, ok := t.cols[c.Name]; ok || s.foldedColumn(t, c.Name) {
@@ -228,7 +229,7 @@ func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Eve
 	all := append(append([]string(nil), cols...), absent...)
 	var update []string
 	for _, c := range all {
-		if !contains(t.key, c) {
+		if !slices.Contains(t.key, c) {
 			update = append(update, c)
 		}
 	}
@@ -315,7 +316,8 @@ func (s *Sink) planUpdate(ctx context.Context, b *batcher, t *table, e *change.E
 
 // onTable names t in a statement error.
 func onTable(err error, t *table) error {
-	if se, ok := err.(*statementError); ok {
+	var se *statementError
+	if errors.As(err, &se) {
 		se.table = t.name.String()
 	}
 	return err
@@ -609,7 +611,7 @@ func (b *batcher) statement(kind opKind, rows int, byArray bool) string {
 	if kind == opUpsert {
 		update := make([]string, 0, len(b.cols))
 		for _, c := range b.cols {
-			if !contains(b.t.key, c) {
+			if !slices.Contains(b.t.key, c) {
 				update = append(update, c)
 			}
 		}
@@ -691,7 +693,8 @@ func (b *batcher) patch(ctx context.Context, k shape, rowArgs []any) error {
 	})
 	missing, err := s.rowNumbers(ctx, q, args)
 	if err != nil {
-		if se, ok := err.(*statementError); ok {
+		var se *statementError
+		if errors.As(err, &se) {
 			se.first = b.first
 		}
 		return onTable(err, b.t)
@@ -720,19 +723,11 @@ func (b *batcher) reset() {
 // names the table and the first event of the statement.
 func (b *batcher) exec(ctx context.Context, query string) error {
 	err := onTable(b.s.execCached(ctx, query, b.args...), b.t)
-	if se, ok := err.(*statementError); ok {
+	var se *statementError
+	if errors.As(err, &se) {
 		se.first = b.first
 	}
 	return err
-}
-
-// qualified returns cols as alias.col, quoted.
-func (b *batcher) qualified(alias string, cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = alias + "." + b.s.d.Quote(c)
-	}
-	return strings.Join(q, ", ")
 }
 
 // updateFrom writes the UPDATE of the queued rows from the derived table
@@ -797,13 +792,4 @@ func (b *batcher) unnest() string {
 	}
 	q.WriteString(")")
 	return q.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -17,11 +17,13 @@ func TestRedact(t *testing.T) {
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Error("the redacted error no longer unwraps to its cause")
 	}
+	// The very same error must come back, not one that wraps it: compare
+	// the values, not with errors.Is.
 	plain := errors.New("no secret here")
-	if s.redact(plain) != plain {
+	if any(s.redact(plain)) != any(plain) {
 		t.Error("an error without the secret was rewrapped")
 	}
-	if (&Sink{}).redact(plain) != plain {
+	if any((&Sink{}).redact(plain)) != any(plain) {
 		t.Error("a sink without a password rewrapped an error")
 	}
 }

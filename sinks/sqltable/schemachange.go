@@ -45,7 +45,7 @@ func (s *Sink) evolve(ctx context.Context, t *table, prev, cur *change.Relation,
 	if err := s.syncLabels(ctx, t, prev, cur); err != nil {
 		return err
 	}
-	key := func(c string) bool { return contains(t.key, c) }
+	key := func(c string) bool { return slices.Contains(t.key, c) }
 	type alter struct {
 		col, typ string // typ "" makes col nullable
 	}

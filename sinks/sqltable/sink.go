@@ -95,10 +95,7 @@ func New(b engine.Build, s *dsl.Sink, c *dsl.TableSink, tgt Target) (*Sink, erro
 	if log == nil {
 		log = slog.Default()
 	}
-	var pipeline string
-	if b.Config != nil {
-		pipeline = b.Config.Pipeline.Name
-	}
+	pipeline := b.Pipeline.Name
 	d := tgt.Dialect
 	cp := Name{Table: CheckpointTable}.quoted(d)
 	cpSQL := fmt.Sprintf("INSERT INTO %s (%s, %s, %s, %s) VALUES (%s, %s, %s, %s)%s", cp,
@@ -117,6 +114,10 @@ func New(b engine.Build, s *dsl.Sink, c *dsl.TableSink, tgt Target) (*Sink, erro
 // checkpoint stored there for this pipeline and sink (empty on the first
 // run). saved is ignored: the target is the truth. Open may be called
 // again after an error to start over; the open transaction is dropped.
+// BatchSize is the block's batch_size: the engine commits after that
+// many events (engine.BatchSizer).
+func (s *Sink) BatchSize() int { return s.opts.batch }
+
 func (s *Sink) Open(ctx context.Context, _ []byte) (change.Checkpoint, error) {
 	_ = s.Close()
 	s.lost = nil

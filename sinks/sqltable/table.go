@@ -3,6 +3,7 @@ package sqltable
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -139,7 +140,7 @@ func (s *Sink) loadTable(ctx context.Context, e *change.Event) (*table, error) {
 	}
 	if s.opts.mode == ModeUpdate {
 		for _, c := range s.opts.columns {
-			if contains(t.key, c) {
+			if slices.Contains(t.key, c) {
 				return nil, engine.Permanent(fmt.Errorf("%s sink %q: column %q of columns is part of the key of %s, which mode = \"update\" finds rows by and cannot change: remove it from columns",
 					s.d.Name(), s.name, c, name))
 			}

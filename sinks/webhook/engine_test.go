@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/state"
@@ -98,7 +99,7 @@ sink "webhook" "notify" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	g, err := engine.Compile(cfg, engine.Registry{
+	g, err := components.Compile(cfg, components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"webhook": webhook.New},
 		Transform: transforms.New,

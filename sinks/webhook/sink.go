@@ -42,13 +42,16 @@ const (
 
 // Sink is the webhook sink. Build it with New.
 type Sink struct {
-	name    string // "<pipeline>.<sink>": mixed into idempotency keys
-	label   string // `webhook sink "NAME"` for messages
-	url     string
-	display string // the URL without credentials or query, for messages
-	secret  []byte
-	headers map[string]dsl.Secret
-	batch   int
+	// commitEvery is the block's batch as written (0: unset): the events
+	// the engine hands over before it commits (BatchSize)
+	commitEvery int
+	name        string // "<pipeline>.<sink>": mixed into idempotency keys
+	label       string // `webhook sink "NAME"` for messages
+	url         string
+	display     string // the URL without credentials or query, for messages
+	secret      []byte
+	headers     map[string]dsl.Secret
+	batch       int
 	// maxBytes bounds a request body (max_bytes; 0: no bound); pendingBytes
 	// is pending's encoded size then, scratch the buffer that measures it.
 	maxBytes     int
@@ -113,26 +116,24 @@ func newSink(b engine.Build, s *dsl.Sink) (*Sink, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	pipeline := ""
-	if b.Config != nil {
-		pipeline = b.Config.Pipeline.Name
-	}
+	pipeline := b.Pipeline.Name
 	sk := &Sink{
-		name:     pipeline + "." + s.Name,
-		label:    label,
-		url:      c.URL,
-		display:  u.Scheme + "://" + u.Host + u.Path,
-		secret:   []byte(c.Secret.Reveal()),
-		headers:  c.Headers,
-		batch:    orDefault(c.Batch, 100),
-		maxBytes: c.MaxBytes,
-		timeout:  orDefault(c.Timeout, 5*time.Second),
-		retries:  max(c.RetryMax, 0),
-		backoff:  orDefault(c.RetryBackoff, 500*time.Millisecond),
-		format:   f.(format.Meta),
-		log:      logger.With("sink", s.Name),
-		sleep:    sleepCtx,
-		now:      time.Now,
+		name:        pipeline + "." + s.Name,
+		label:       label,
+		url:         c.URL,
+		display:     u.Scheme + "://" + u.Host + u.Path,
+		secret:      []byte(c.Secret.Reveal()),
+		headers:     c.Headers,
+		batch:       orDefault(c.Batch, 100),
+		commitEvery: c.Batch,
+		maxBytes:    c.MaxBytes,
+		timeout:     orDefault(c.Timeout, 5*time.Second),
+		retries:     max(c.RetryMax, 0),
+		backoff:     orDefault(c.RetryBackoff, 500*time.Millisecond),
+		format:      f.(format.Meta),
+		log:         logger.With("sink", s.Name),
+		sleep:       sleepCtx,
+		now:         time.Now,
 	}
 	if c.Transactions {
 		sk.txs = txmeta.NewTransactions()
@@ -159,6 +160,10 @@ type saved struct {
 
 // Open decodes the checkpoint (and the resolver's state) from the bytes
 // the last Flush returned (nil on the first run: nothing delivered yet).
+// BatchSize is the block's batch: the engine commits after that many
+// events (engine.BatchSizer); unset, the engine's default.
+func (s *Sink) BatchSize() int { return s.commitEvery }
+
 func (s *Sink) Open(_ context.Context, b []byte) (change.Checkpoint, error) {
 	s.opened = true
 	s.pending = s.pending[:0]

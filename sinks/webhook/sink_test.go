@@ -84,7 +84,7 @@ func sinkBlock(url string) *dsl.Sink {
 
 func build(t testing.TB, b *dsl.Sink) *Sink {
 	t.Helper()
-	s, err := newSink(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "users"}}, Logger: slog.New(slog.DiscardHandler)}, b)
+	s, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "users"}, Logger: slog.New(slog.DiscardHandler)}, b)
 	if err != nil {
 		t.Fatal(err)
 	}

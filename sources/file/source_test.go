@@ -141,7 +141,11 @@ func TestFollowTailsAGrowingFile(t *testing.T) {
 		got <- b
 	}()
 	f.WriteString(l2[:10])
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case b := <-got:
+		t.Fatalf("read half a line: %+v", b)
+	case <-time.After(50 * time.Millisecond):
+	}
 	f.WriteString(l2[10:])
 	b := <-got
 	if len(b) != 1 || b[0].Op != change.Update || b[0].Position.Offset != uint64(len(l1)) {

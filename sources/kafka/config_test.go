@@ -23,7 +23,7 @@ sink "file" "out" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	s, err := newSource(engine.Build{Config: cfg}, cfg.Sources[0])
+	s, err := newSource(engine.Build{Pipeline: engine.Pipeline{Name: cfg.Pipeline.Name, MaskKey: cfg.Pipeline.MaskKey.Reveal()}}, cfg.Sources[0])
 	if err != nil {
 		t.Fatal(err)
 	}

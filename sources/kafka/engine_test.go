@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/format"
@@ -82,7 +83,7 @@ sink "webhook" "notify" {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	reg := engine.Registry{
+	reg := components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"kafka": kafkasource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"webhook": webhook.New},
 		Transform: transforms.New,
@@ -110,7 +111,7 @@ sink "webhook" "notify" {
 		return n
 	}
 	run := func(want int) {
-		g, err := engine.Compile(cfg, reg, nil)
+		g, err := components.Compile(cfg, reg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

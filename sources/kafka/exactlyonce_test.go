@@ -27,7 +27,7 @@ func TestKafkaToKafkaExactlyOnceAcrossCrash(t *testing.T) {
 	produce(t, brokers, 0, total, 15)
 	ctx := context.Background()
 	sinkBlock := &dsl.Sink{Type: "kafka", Name: "out", Kafka: &dsl.KafkaSink{Brokers: brokers, Topic: "out", Format: "native", ExactlyOnce: true, Partitions: 2}}
-	build := engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "replica"}}, Logger: slog.New(slog.DiscardHandler)}
+	build := engine.Build{Pipeline: engine.Pipeline{Name: "replica"}, Logger: slog.New(slog.DiscardHandler)}
 
 	// Run 1: flush every batch, acknowledge nothing, and stop mid-batch.
 	sink1, err := kafkasink.New(build, sinkBlock)

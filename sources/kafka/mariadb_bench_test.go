@@ -28,17 +28,14 @@ func BenchmarkToMariaDB(b *testing.B) {
 		b.Fatal(err)
 	}
 	dsn := srv.CreateDB(b)
-	db := dsn[strings.LastIndexByte(dsn, '/')+1:]
-	if i := strings.IndexByte(db, '?'); i >= 0 {
-		db = db[:i]
-	}
+	db, _, _ := strings.Cut(dsn[strings.LastIndexByte(dsn, '/')+1:], "?")
 	ctx := context.Background()
 	if err := srv.Exec(ctx, "CREATE TABLE `"+db+"`.users (id BIGINT PRIMARY KEY, version BIGINT)"); err != nil {
 		b.Fatal(err)
 	}
 	brokers := cluster(b, 4)
 	produce(b, brokers, 0, b.N, 10_000)
-	build := engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "bench"}}, Logger: slog.New(slog.DiscardHandler)}
+	build := engine.Build{Pipeline: engine.Pipeline{Name: "bench"}, Logger: slog.New(slog.DiscardHandler)}
 	sink, err := mysqlsink.New(build, &dsl.Sink{Type: "mysql", Name: "replica", MySQL: &dsl.TableSink{DSN: dsn, Mode: "upsert", Delete: "hard", BatchSize: 1000, SchemaChanges: "add_columns"}})
 	if err != nil {
 		b.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,14 +27,17 @@ const maxPoll = 1000
 
 // Source is the Kafka source. Build it with New.
 type Source struct {
-	name    string
-	label   string // `kafka source "NAME"`
-	brokers []string
-	topics  []string
-	group   string
-	native  bool
-	log     *slog.Logger
-	obs     engine.Observer // takes the consumer-group lag (engine.SourceLagObserver)
+	name string
+	// instance is the process's among those running the pipeline side by
+	// side (engine.Pipeline.Instance): the group's static member id.
+	instance string
+	label    string // `kafka source "NAME"`
+	brokers  []string
+	topics   []string
+	group    string
+	native   bool
+	log      *slog.Logger
+	obs      engine.Observer // takes the consumer-group lag (engine.SourceLagObserver)
 	// revokeWait bounds how long a revocation waits for the sinks to
 	// acknowledge what was delivered of the revoked partitions.
 	revokeWait time.Duration
@@ -99,7 +101,8 @@ func newSource(b engine.Build, s *dsl.Source) (*Source, error) {
 		logger = slog.Default()
 	}
 	src := &Source{
-		name: s.Name, label: label, brokers: c.Brokers, topics: c.Topics, group: c.Group,
+		instance: b.Pipeline.Instance,
+		name:     s.Name, label: label, brokers: c.Brokers, topics: c.Topics, group: c.Group,
 		native: c.Format == "native", log: logger.With("source", s.Name), revokeWait: 30 * time.Second, maxPoll: maxPoll,
 		obs: b.Observer,
 	}
@@ -130,12 +133,11 @@ func (s *Source) Open(ctx context.Context, from change.Checkpoint, _ engine.Stat
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-		kgo.RequireStableFetchOffsets(),
 		kgo.AdjustFetchOffsetsFn(s.adjust),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 	}, append(s.conn, s.extraOpts...)...)
-	if inst := os.Getenv(engine.InstanceEnv); inst != "" {
+	if inst := s.instance; inst != "" {
 		// Static membership: a restarted process rejoins as the member it
 		// was and gets its partitions back at once, instead of leaving
 		// them unread until the group's session timeout expires its

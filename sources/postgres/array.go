@@ -11,11 +11,11 @@ import (
 // elements are nil.
 func parseArray(s string, delim byte, elem func(string) (any, error)) (any, error) {
 	if strings.HasPrefix(s, "[") { // explicit bounds: the dimensions do not change the values
-		i := strings.Index(s, "=")
-		if i < 0 {
+		_, elems, ok := strings.Cut(s, "=")
+		if !ok {
 			return nil, fmt.Errorf("array %q: malformed dimensions", truncate(s))
 		}
-		s = s[i+1:]
+		s = elems
 	}
 	p := arrayParser{s: s, delim: delim, elem: elem}
 	v, err := p.array()

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -176,7 +177,7 @@ func bareLoop(b *testing.B, dsn, slot string, want int) int {
 	for n < want {
 		msg, err := conn.ReceiveMessage(ctx)
 		if err != nil {
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
 			b.Fatal(err)

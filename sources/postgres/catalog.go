@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -102,8 +103,8 @@ func (t *table) allColumns() []tableColumn {
 
 // splitQualified splits "schema.table" (a bare name means public).
 func splitQualified(s string) (schema, name string) {
-	if i := strings.IndexByte(s, '.'); i >= 0 {
-		return s[:i], s[i+1:]
+	if schema, name, ok := strings.Cut(s, "."); ok {
+		return schema, name
 	}
 	return "public", s
 }
@@ -317,7 +318,7 @@ func describeTable(ctx context.Context, conn *pgx.Conn, schema, name string) (*t
 			c.relkind = 'p', c.relispartition
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, schema, name).Scan(&t.OID, &ident, &t.Estimate, &t.CanSelect, &t.Partitioned, &t.Partition)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {

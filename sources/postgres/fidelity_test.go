@@ -70,7 +70,7 @@ func TestUsingIndexWarningIsLoggedAtStart(t *testing.T) {
 	d.exec(`ALTER TABLE u REPLICA IDENTITY USING INDEX u_email`)
 	var log syncBuffer
 	cfg := dsl.PostgresSource{DSN: d.dsn, Tables: []string{"public.u"}, Slot: "s", Snapshot: "never"}
-	s, err := New(engine.Build{Logger: slog.New(slog.NewTextHandler(&log, nil)), Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "test"}}},
+	s, err := New(engine.Build{Logger: slog.New(slog.NewTextHandler(&log, nil)), Pipeline: engine.Pipeline{Name: "test"}},
 		&dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
 	if err != nil {
 		t.Fatal(err)

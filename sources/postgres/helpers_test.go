@@ -90,7 +90,7 @@ func (d *db) build(cfg dsl.PostgresSource) (*Postgres, error) {
 	if cfg.Slot == "" {
 		cfg.Slot = "s"
 	}
-	s, err := New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "test"}}}, &dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
+	s, err := New(engine.Build{Pipeline: engine.Pipeline{Name: "test"}}, &dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
 	if err != nil {
 		return nil, err
 	}

@@ -195,14 +195,19 @@ func TestIncrementalSnapshotReleasesWAL(t *testing.T) {
 			d.exec("CHECKPOINT") // logs the running transactions restart_lsn moves by
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // a standby status update
-	restart, confirmed := slot()
+	// The slot moves with a standby status update (one a second): poll
+	// for it, bounded, while the copy waits for the next read.
+	var restart, confirmed string
+	var moved bool
+	for deadline := time.Now().Add(10 * time.Second); !moved && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		restart, confirmed = slot()
+		if err := d.conn.QueryRow(context.Background(), "SELECT $1::pg_lsn > $2::pg_lsn AND $3::pg_lsn > $4::pg_lsn", restart, restart0, confirmed, confirmed0).Scan(&moved); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if resyncDone(t, st) {
 		t.Fatal("the copy ended before the slot was looked at")
-	}
-	var moved bool
-	if err := d.conn.QueryRow(context.Background(), "SELECT $1::pg_lsn > $2::pg_lsn AND $3::pg_lsn > $4::pg_lsn", restart, restart0, confirmed, confirmed0).Scan(&moved); err != nil {
-		t.Fatal(err)
 	}
 	if !moved {
 		t.Errorf("in the copy's middle the slot holds restart_lsn %s (at start %s), confirmed %s (at start %s): WAL is held for the whole copy", restart, restart0, confirmed, confirmed0)

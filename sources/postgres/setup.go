@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -127,7 +127,7 @@ func readPublication(ctx context.Context, conn *pgx.Conn, pub string, version in
 	}
 	err := conn.QueryRow(ctx, `SELECT r.rolname, pg_has_role(current_user, p.pubowner, 'USAGE'), p.puballtables, `+viaRoot+`
 		FROM pg_publication p JOIN pg_roles r ON r.oid = p.pubowner WHERE p.pubname = $1`, pub).Scan(&p.owner, &p.mine, &p.allTables, &p.viaRoot)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return p, nil
 	}
 	if err != nil {
@@ -302,7 +302,7 @@ func members(schemas []string, want map[string]string) string {
 	for _, s := range schemas {
 		out = append(out, "schema "+s)
 	}
-	return strings.Join(append(out, sortedKeys(want)...), ", ")
+	return strings.Join(append(out, slices.Sorted(maps.Keys(want))...), ", ")
 }
 
 func publicationError(err error, pub, verb string) error {
@@ -323,15 +323,6 @@ func sameTables(have, want map[string]string) bool {
 		}
 	}
 	return true
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // slotInfo is a replication slot's state, from pg_replication_slots.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -224,7 +225,7 @@ func (t *table) column(name string) tableColumn {
 func (s *snapshotReader) next() ([]change.Event, error) {
 	for {
 		events, err := s.chunk()
-		if err == io.EOF && s.held != nil {
+		if errors.Is(err, io.EOF) && s.held != nil {
 			last := *s.held
 			s.held, last.SnapshotLast = nil, true
 			return []change.Event{last}, nil

@@ -70,15 +70,12 @@ var (
 // created again, so the changes since from are no longer on the server.
 func (p *Postgres) Resumed() bool { return !p.fresh }
 
-// New builds the source of block s; it matches engine.Registry.
+// New builds the source of block s; it matches components.Kinds.
 func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
 	if s.Postgres == nil {
 		return nil, fmt.Errorf("source %q: not a postgres source", s.Name)
 	}
-	pipeline := ""
-	if b.Config != nil {
-		pipeline = b.Config.Pipeline.Name
-	}
+	pipeline := b.Pipeline.Name
 	cfg := WithDefaults(s.Postgres, pipeline)
 	if !slotName.MatchString(cfg.Slot) {
 		return nil, engine.Permanent(fmt.Errorf("source %q: slot %q: replication slot names may only contain lower-case letters, digits and underscores (at most 63)", s.Name, cfg.Slot))
@@ -571,7 +568,7 @@ func (p *Postgres) Read(ctx context.Context) ([]change.Event, error) {
 			}
 			return events, nil
 		}
-		if err != io.EOF {
+		if !errors.Is(err, io.EOF) {
 			return nil, err // the engine names the source
 		}
 		p.snap.close()

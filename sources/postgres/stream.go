@@ -81,9 +81,7 @@ func (st *streamer) ack(p change.Position) {
 		lsn++
 	}
 	st.mu.Lock()
-	if lsn > st.confirm {
-		st.confirm = lsn
-	}
+	st.confirm = max(st.confirm, lsn)
 	st.ackConfirm = max(st.ackConfirm, lsn)
 	if p.Compare(st.acked) > 0 {
 		st.acked = p
@@ -104,9 +102,7 @@ func (st *streamer) idle(walEnd pglogrepl.LSN) {
 	if st.hasLast && st.acked.Compare(st.last) < 0 {
 		return
 	}
-	if walEnd > st.confirm {
-		st.confirm = walEnd
-	}
+	st.confirm = max(st.confirm, walEnd)
 }
 
 func (st *streamer) run(ctx context.Context) error {

@@ -55,7 +55,7 @@ func TestTLSThroughTheDSN(t *testing.T) {
 	other := testcerts.New(t)
 	bad := strings.ReplaceAll(dsn, strings.ReplaceAll(certs.CAFile, "/", "%2F"), other.CAFile)
 	cfg := dsl.PostgresSource{Tables: []string{"public.users"}, Slot: "s2", DSN: bad}
-	s, err := New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "test"}}}, &dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
+	s, err := New(engine.Build{Pipeline: engine.Pipeline{Name: "test"}}, &dsl.Source{Type: "postgres", Name: "src", Postgres: &cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

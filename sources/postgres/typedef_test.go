@@ -101,7 +101,7 @@ func TestAutoCreatedReplicaKeepsTheSourceDDL(t *testing.T) {
 	if _, err := tgt.Exec(context.Background(), "CREATE EXTENSION citext"); err != nil {
 		t.Fatal(err)
 	}
-	sink, err := sinkpg.New(engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "test"}}},
+	sink, err := sinkpg.New(engine.Build{Pipeline: engine.Pipeline{Name: "test"}},
 		&dsl.Sink{Type: "postgres", Name: "replica", Postgres: &dsl.TableSink{DSN: tgtDSN, AutoCreate: true}})
 	if err != nil {
 		t.Fatal(err)

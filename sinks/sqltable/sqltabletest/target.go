@@ -19,7 +19,7 @@ type Target struct {
 	// Name is the sink type: "mysql" or "postgres"; expectations that
 	// differ between targets are keyed by it.
 	Name string
-	// New is the sink's constructor (engine.Registry's signature).
+	// New is the sink's constructor (components.Kinds's signature).
 	New func(b engine.Build, s *dsl.Sink) (engine.Sink, error)
 	// CreateDB returns the DSN of a database of the test's own.
 	CreateDB func(t testing.TB) string
@@ -85,7 +85,7 @@ func newEnv(t *testing.T, tg Target, cfg dsl.TableSink) *env {
 	return e
 }
 
-var build = engine.Build{Config: &dsl.Config{Pipeline: dsl.Pipeline{Name: "conformance"}}}
+var build = engine.Build{Pipeline: engine.Pipeline{Name: "conformance"}}
 
 func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -148,9 +148,7 @@ var (
 // JSON MariaDB's longtext.
 func mysqlType(t string) string {
 	t = strings.ToLower(charsetCollate.ReplaceAllString(t, ""))
-	if i := strings.Index(t, " check "); i >= 0 {
-		t = t[:i]
-	}
+	t, _, _ = strings.Cut(t, " check ")
 	t = strings.ReplaceAll(intDisplayWidth.ReplaceAllString(t, "$1"), "', '", "','")
 	switch t {
 	case "boolean":

@@ -24,9 +24,7 @@ func docTypeKey(typ string) string {
 // page spell it.
 func family(t string) string {
 	t = mysqlType(t)
-	if i := strings.IndexByte(t, '('); i >= 0 {
-		t = t[:i]
-	}
+	t, _, _ = strings.Cut(t, "(")
 	return strings.TrimSpace(t)
 }
 

@@ -1,14 +1,17 @@
-package dsl
+package components_test
 
 import (
 	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	_ "github.com/sluice-cdc/sluice/components" // registers every kind
+	"github.com/sluice-cdc/sluice/dsl"
 )
 
 // TestReferenceMatchesDecoder keeps docs/reference.md and the decoder's
-// schema tables in step: every block the decoder knows has a section,
+// schema tables, with every registered kind, in step: every block the decoder knows has a section,
 // every attribute it accepts has a row with the decoder's type and
 // default, and the page lists nothing the decoder does not accept.
 func TestReferenceMatchesDecoder(t *testing.T) {
@@ -39,7 +42,7 @@ func TestReferenceMatchesDecoder(t *testing.T) {
 			current[m[1]] = docAttr{typ: m[2], def: strings.ReplaceAll(m[3], `\|`, "|")}
 		}
 	}
-	for _, spec := range topSpecs() {
+	for _, spec := range dsl.Specs() {
 		section, ok := sections[spec.Title()]
 		if !ok {
 			t.Errorf("reference.md has no section ### `%s`", spec.Title())
@@ -54,8 +57,8 @@ func TestReferenceMatchesDecoder(t *testing.T) {
 			if d.typ != a.Type.String() {
 				t.Errorf("reference.md: %s.%s has type %q, the decoder %q", spec.Title(), a.Name, d.typ, a.Type)
 			}
-			if d.def != a.defaultText() {
-				t.Errorf("reference.md: %s.%s has default %q, the decoder %q", spec.Title(), a.Name, d.def, a.defaultText())
+			if d.def != a.DefaultText() {
+				t.Errorf("reference.md: %s.%s has default %q, the decoder %q", spec.Title(), a.Name, d.def, a.DefaultText())
 			}
 			delete(section, a.Name)
 		}

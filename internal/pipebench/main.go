@@ -3,7 +3,7 @@
 // through a `where` + `mask` + `exclude` transform into a file sink, and
 // prints the throughput and the process's peak resident memory (VmHWM).
 //
-//	go run ./engine/internal/pipebench -events 1000000
+//	go run ./internal/pipebench -events 1000000
 //
 // The input is generated as a stream, so the peak RSS is the pipeline's.
 package main
@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/internal/peakrss"
@@ -65,12 +66,12 @@ func run(n int, transform bool) error {
 	if diags.HasErrors() {
 		return diags
 	}
-	reg := engine.Registry{
+	reg := components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"file": filesink.New},
 		Transform: transforms.New,
 	}
-	g, err := engine.Compile(cfg, reg, nil)
+	g, err := components.Compile(cfg, reg, nil)
 	if err != nil {
 		return err
 	}
