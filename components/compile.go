@@ -32,16 +32,20 @@ func Settings(cfg *dsl.Config) engine.Pipeline {
 }
 
 // Spec compiles a checked pipeline file into the graph the engine runs,
-// each node with the constructor of its kind in k.
+// each node with the constructor of its kind in k. A kind k lacks fails
+// when its node is built (permanently), not here: a graph that is only
+// routed through (dry runs, pipeline tests) needs no source or sink.
 func Spec(cfg *dsl.Config, k Kinds) (engine.Spec, error) {
 	spec := engine.Spec{Pipeline: Settings(cfg)}
 	for _, s := range cfg.Sources {
-		newSource, ok := k.Sources[s.Type]
-		if !ok {
-			return spec, fmt.Errorf("%s: source %q: no source of type %q is built into this sluice", s.DeclRange, s.Name, s.Type)
-		}
+		newSource := k.Sources[s.Type]
 		spec.Sources = append(spec.Sources, engine.SourceNode{Name: s.Name, Type: s.Type,
-			New: func(b engine.Build) (engine.Source, error) { return newSource(b, s) }})
+			New: func(b engine.Build) (engine.Source, error) {
+				if newSource == nil {
+					return nil, missing("source", s.Type)
+				}
+				return newSource(b, s)
+			}})
 	}
 	for _, t := range cfg.Transforms {
 		if k.Transform == nil {
@@ -51,14 +55,22 @@ func Spec(cfg *dsl.Config, k Kinds) (engine.Spec, error) {
 			New: func(b engine.Build) (engine.Transform, error) { return k.Transform(b, t) }})
 	}
 	for _, s := range cfg.Sinks {
-		newSink, ok := k.Sinks[s.Type]
-		if !ok {
-			return spec, fmt.Errorf("%s: sink %q: no sink of type %q is built into this sluice", s.DeclRange, s.Name, s.Type)
-		}
+		newSink := k.Sinks[s.Type]
 		spec.Sinks = append(spec.Sinks, engine.SinkNode{Name: s.Name, Type: s.Type, From: refs(s.From), Linger: s.Linger,
-			New: func(b engine.Build) (engine.Sink, error) { return newSink(b, s) }})
+			New: func(b engine.Build) (engine.Sink, error) {
+				if newSink == nil {
+					return nil, missing("sink", s.Type)
+				}
+				return newSink(b, s)
+			}})
 	}
 	return spec, nil
+}
+
+// missing is the error of a node whose kind is not built in; the engine
+// prefixes the node.
+func missing(what, kind string) error {
+	return engine.Permanent(fmt.Errorf("no %s of type %q is built into this sluice", what, kind))
 }
 
 func refs(from []dsl.Ref) []engine.Ref {
