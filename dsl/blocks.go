@@ -44,7 +44,7 @@ func (l *loader) source(b *hclsyntax.Block, seen map[string]hcl.Range) *Source {
 		return nil
 	}
 	s := &Source{Type: spec.Kind, Name: b.Labels[1], DeclRange: b.DefRange()}
-	def := identName(l.cfg.Pipeline.Name)
+	def := DefaultName(l.cfg.Pipeline.Name)
 	switch spec.Kind {
 	case "postgres":
 		s.Postgres = &PostgresSource{}

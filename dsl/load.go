@@ -353,9 +353,12 @@ func (l *loader) pipeline(body *hclsyntax.Body, blocks []*hclsyntax.Block) {
 	}
 }
 
-// identName turns the pipeline name into a PostgreSQL identifier for the
-// default slot and publication: lower case, [a-z0-9_] only.
-func identName(pipeline string) string {
+// DefaultName is the default name of what a pipeline owns in a source
+// (a PostgreSQL slot and publication, a Kafka consumer group):
+// "sluice_" and the pipeline name as a PostgreSQL identifier, lower
+// case, [a-z0-9_] only. It is the one owner of that default: the loader
+// fills it in, and sources that are built without a file ask it.
+func DefaultName(pipeline string) string {
 	var b strings.Builder
 	b.WriteString("sluice_")
 	for _, r := range strings.ToLower(pipeline) {

@@ -101,3 +101,13 @@ func varsFor(t *testing.T, path string) map[string]string {
 	}
 	return vars
 }
+
+func TestDefaultName(t *testing.T) {
+	for in, want := range map[string]string{
+		"orders": "sluice_orders", "Orders-EU 2": "sluice_orders_eu_2", "a.b_c": "sluice_a_b_c", "Ünïcode": "sluice__n_code",
+	} {
+		if got := DefaultName(in); got != want {
+			t.Errorf("DefaultName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

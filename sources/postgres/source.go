@@ -98,12 +98,7 @@ func New(b engine.Build, s *dsl.Source) (engine.Source, error) {
 // on_slot_lost "fail".
 func WithDefaults(cfg *dsl.PostgresSource, pipeline string) *dsl.PostgresSource {
 	c := *cfg
-	def := "sluice_" + strings.ToLower(strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, pipeline))
+	def := dsl.DefaultName(pipeline)
 	if c.Slot == "" {
 		c.Slot = def
 	}
