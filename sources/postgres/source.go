@@ -265,24 +265,25 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		p.stream.last, p.stream.hasLast, p.stream.acked = pos, true, pos
 	}
 
-	wantSnapshot := p.cfg.Snapshot == "initial"
+	plan := decideStart(startFacts{
+		SlotExists: slot.Exists, Recovering: recovering, WantSnapshot: p.cfg.Snapshot == "initial",
+		HasPos: hasPos, HasProg: hasProg, ProgComplete: hasProg && prog.complete(spos, hasSpos),
+		PosAfterSnapshot: hasPos && hasProg && pos.Offset > prog.Offset,
+	})
+	if plan.MissingSlot {
+		p.logger.Warn("postgres source: replication slot is missing although this pipeline ran before; changes made while it was missing are lost",
+			"source", p.name, "slot", p.cfg.Slot)
+		p.fresh = hasPos
+	}
+	if plan.Forget {
+		p.stream.hasLast = false
+		hasPos, hasProg = false, false
+	}
+	wantSnapshot := plan.Snapshot
 	exported := ""
 	var snapOffset uint64
-	switch {
-	case !slot.Exists:
-		if recovering {
-			// Copy every table again, at the new slot's consistent point:
-			// beyond every position the sinks committed, so that each
-			// sink takes the copy whatever its progress.
-			p.stream.hasLast = false
-			hasPos, hasProg = false, false
-		} else if hasPos || hasProg {
-			p.logger.Warn("postgres source: replication slot is missing although this pipeline ran before; changes made while it was missing are lost",
-				"source", p.name, "slot", p.cfg.Slot)
-			p.fresh = hasPos
-			p.stream.hasLast = false
-			hasPos, hasProg = false, false
-		}
+	switch plan.Start {
+	case startCreateSlot:
 		res, err := createSlot(ctx, rconn, p.cfg.Slot, wantSnapshot)
 		if err != nil {
 			return err
@@ -299,17 +300,9 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 		exported, snapOffset = res.SnapshotName, uint64(cp)-1
 		p.stream.confirm = cp
-	case !wantSnapshot:
-	case hasProg && prog.complete(spos, hasSpos):
-		wantSnapshot = false // stopped after the sinks committed the whole snapshot
-	case hasProg && (!hasPos || pos.Offset <= prog.Offset):
-		snapOffset = prog.Offset // resume the snapshot
-	case !hasProg && !hasPos:
-		// A slot created outside sluice (or a lost state file), so no
-		// exported snapshot: move the slot to now first (whatever it held
-		// is older than the snapshot about to be taken, and may predate
-		// the publication, which pgoutput cannot decode), then snapshot;
-		// the stream replays on top whatever commits in between.
+	case startResumeSnapshot:
+		snapOffset = prog.Offset
+	case startAdvanceThenSnapshot:
 		var now string
 		if err := conn.QueryRow(ctx, `SELECT end_lsn::text FROM pg_replication_slot_advance($1, pg_current_wal_lsn())`, p.cfg.Slot).Scan(&now); err != nil {
 			return fmt.Errorf("move replication slot %s to the current position before the snapshot: %w", p.cfg.Slot, err)
@@ -323,8 +316,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		}
 		p.stream.confirm = max(p.stream.confirm, lsn)
 		snapOffset = uint64(lsn) - 1
-	default:
-		wantSnapshot = false // the sinks are past the snapshot
+	case startStream:
 	}
 
 	// The tables this snapshot reads: all of them, but for tables that an
