@@ -409,7 +409,7 @@ func TestPipelineWithoutSinksEnds(t *testing.T) {
 func TestBatchSizeGrowsWithValues(t *testing.T) {
 	small := []change.Event{{After: change.RowOf(map[string]any{"a": "x"})}}
 	big := []change.Event{{After: change.RowOf(map[string]any{"a": strings.Repeat("x", 1<<20)})}}
-	if s, b := batchSize(small), batchSize(big); b-s < 1<<20-1 {
+	if s, b := batchBytes(small), batchBytes(big); b-s < 1<<20-1 {
 		t.Errorf("a 1 MiB value adds %d bytes to the estimate", b-s)
 	}
 }

@@ -6,11 +6,11 @@ import (
 	"github.com/sluice-cdc/sluice/engine/change"
 )
 
-// batchSize estimates the memory a batch of events holds, for
+// batchBytes estimates the memory a batch of events holds, for
 // RunOptions.QueueBytes. It counts the bytes of strings and byte slices
 // and a fixed overhead per event, column and value; it is an estimate to
 // bound memory, not an accounting.
-func batchSize(batch []change.Event) int64 {
+func batchBytes(batch []change.Event) int64 {
 	const perEvent = 256
 	n := int64(len(batch)) * perEvent
 	for i := range batch {

@@ -64,7 +64,7 @@ func (r *run) readSource(ctx, readCtx context.Context, name string, src Source) 
 // hand sends each sink its part of a batch, once the batch's estimated
 // size fits under QueueBytes.
 func (r *run) hand(ctx context.Context, batch []change.Event, perSink map[string][]change.Event) error {
-	size := min(batchSize(batch), r.opts.QueueBytes)
+	size := min(batchBytes(batch), r.opts.QueueBytes)
 	if err := r.queued.Acquire(ctx, size); err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func (s *Sink) planTruncate(ctx context.Context, b *batcher, e *change.Event) er
 		}
 		return b.add(ctx, e, opInsert, t, change.NewRow(), nil, []any{e.Op.String(), positionText(e.Position), commit}, "")
 	}
-	if err := b.flush(ctx); err != nil { // keep the order of statements
+	if err := b.execQueued(ctx); err != nil { // keep the order of statements
 		return err
 	}
 	s.dirty = true
@@ -168,7 +168,7 @@ func patchColumns(t *table, row change.Row) []string {
 // target has no row at old, it copies nothing, and the opPatch that
 // follows writes what After has.
 func (s *Sink) planMove(ctx context.Context, b *batcher, t *table, e *change.Event, old []any, extra []any) error {
-	if err := b.flush(ctx); err != nil { // keep the order of statements
+	if err := b.execQueued(ctx); err != nil { // keep the order of statements
 		return err
 	}
 	d := s.d
@@ -429,7 +429,7 @@ type batcher struct {
 // extra are the values of the mode's reserved columns.
 func (b *batcher) add(ctx context.Context, e *change.Event, kind opKind, t *table, row change.Row, only []string, extra []any, key string) error {
 	if !b.fits(kind, t, row, only, len(extra), key) {
-		if err := b.flush(ctx); err != nil {
+		if err := b.execQueued(ctx); err != nil {
 			return err
 		}
 		b.start(kind, t, row, only, len(extra))
@@ -471,7 +471,7 @@ func (b *batcher) add(ctx context.Context, e *change.Event, kind opKind, t *tabl
 		b.keys[key] = struct{}{}
 	}
 	if b.rows >= b.max || b.bytes >= MaxStatementBytes {
-		return b.flush(ctx)
+		return b.execQueued(ctx)
 	}
 	return nil
 }
@@ -557,10 +557,10 @@ func (b *batcher) start(kind opKind, t *table, row change.Row, only []string, ex
 	b.bytes = 0
 }
 
-// flush executes the queued statement, if any. Its text is built once
+// execQueued executes the queued statement, if any. Its text is built once
 // per table and shape (the kind, the columns and, unless the columns
 // travel as arrays, the row count) and prepared once it repeats.
-func (b *batcher) flush(ctx context.Context) error {
+func (b *batcher) execQueued(ctx context.Context) error {
 	if b.rows == 0 {
 		return nil
 	}

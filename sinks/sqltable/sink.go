@@ -383,7 +383,7 @@ func (s *Sink) apply(ctx context.Context, events []change.Event) error {
 		if err := s.plan(ctx, &b, e); err != nil {
 			if isReject(err) {
 				// Apply what came before the rejected event.
-				if ferr := b.flush(ctx); ferr != nil {
+				if ferr := b.execQueued(ctx); ferr != nil {
 					return ferr
 				}
 			}
@@ -394,7 +394,7 @@ func (s *Sink) apply(ctx context.Context, events []change.Event) error {
 			return err
 		}
 	}
-	return b.flush(ctx)
+	return b.execQueued(ctx)
 }
 
 // Flush writes the checkpoint row in the open transaction and commits it,
