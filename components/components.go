@@ -11,6 +11,7 @@ import (
 	filesink "github.com/sluice-cdc/sluice/sinks/file"
 	kafkasink "github.com/sluice-cdc/sluice/sinks/kafka"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 	pgsink "github.com/sluice-cdc/sluice/sinks/postgres"
 	"github.com/sluice-cdc/sluice/sinks/webhook"
 	filesource "github.com/sluice-cdc/sluice/sources/file"
@@ -35,6 +36,7 @@ func Registry() Kinds {
 			"kafka":    kafkasink.New,
 			"webhook":  webhook.New,
 			"file":     filesink.New,
+			"nats":     natssink.New,
 		},
 		Transform: transforms.New,
 	}
