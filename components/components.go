@@ -21,8 +21,9 @@ import (
 )
 
 // Registry maps every kind of the language to its constructor. A new
-// kind is one line here: its package's New (which also registers the
-// block's schema with dsl, see dsl.RegisterSink).
+// kind is one line here: its package's New. Naming the package imports
+// it, and its init registers the block's schema with dsl (see
+// dsl.RegisterSink).
 func Registry() Kinds {
 	return Kinds{
 		Sources: map[string]func(engine.Build, *dsl.Source) (engine.Source, error){

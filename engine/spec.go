@@ -97,9 +97,11 @@ func (r Ref) String() string {
 type Build struct {
 	Pipeline Pipeline
 	Logger   *slog.Logger
-	// Observer is the run's observer (never nil from the engine; may be
-	// nil in tests): a component reports what only it sees through the
-	// optional hooks it implements, such as RecoveryObserver.
+	// Observer is the run's observer: a component reports what only it
+	// sees through the optional hooks it implements, such as
+	// RecoveryObserver. Graph.Run sets it; it is nil where a component
+	// is built outside a run (Compile's transforms, ReplayDeadLetters,
+	// `sluice drop` and `sluice plan`), so check before use.
 	Observer Observer
 }
 

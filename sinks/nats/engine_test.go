@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/natstest"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 	filesource "github.com/sluice-cdc/sluice/sources/file"
 	"github.com/sluice-cdc/sluice/transforms"
@@ -29,23 +29,7 @@ import (
 // second run finds everything in the stream) and then with more lines:
 // the stream holds every event once, in order.
 func TestEngineFileToNATSTwice(t *testing.T) {
-	url := os.Getenv("SLUICE_NATS_URL")
-	if url == "" {
-		url = natssink.DefaultURL
-	}
-	nc, err := natsgo.Connect(url, natsgo.Timeout(2*time.Second))
-	if err != nil {
-		msg := fmt.Sprintf("no NATS server with JetStream at %s (%v): start nats-server -js there, or set SLUICE_NATS_URL", url, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	t.Cleanup(nc.Close) // after the stream's deletion below: cleanups run last first
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, js := natstest.URL(), natstest.Connect(t) // closed after the stream's deletion below: cleanups run last first
 	pipeline := fmt.Sprintf("e%d", time.Now().UnixNano()%1_000_000_000)
 	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), natssink.DefaultStream(pipeline)) })
 

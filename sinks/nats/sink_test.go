@@ -6,58 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
 	"github.com/sluice-cdc/sluice/format"
+	"github.com/sluice-cdc/sluice/internal/natstest"
 )
 
-// serverURL is the NATS server (with JetStream) the tests use:
-// $SLUICE_NATS_URL, else the one `make test` runs on 127.0.0.1:4222.
-func serverURL() string {
-	if u := os.Getenv("SLUICE_NATS_URL"); u != "" {
-		return u
-	}
-	return DefaultURL
-}
+// serverURL and server are the test server (internal/natstest).
+func serverURL() string { return natstest.URL() }
 
-// server returns a JetStream context on the test server. Without a
-// server the test is skipped, naming the address, except under CI=true,
-// where it fails: a CI run that tests nothing is worse than a red one
-// (the rule internal/dbskip applies to databases).
-func server(t testing.TB) jetstream.JetStream {
-	t.Helper()
-	url := serverURL()
-	nc, err := natsgo.Connect(url, natsgo.Timeout(2*time.Second), natsgo.NoReconnect())
-	if err == nil {
-		js, jerr := jetstream.New(nc)
-		if jerr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, jerr = js.AccountInfo(ctx)
-			cancel()
-		}
-		if jerr == nil {
-			t.Cleanup(nc.Close)
-			return js
-		}
-		nc.Close()
-		err = fmt.Errorf("JetStream: %w", jerr)
-	}
-	msg := fmt.Sprintf("no NATS server with JetStream at %s (%v): start nats-server -js there, or set SLUICE_NATS_URL", url, err)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + "; under CI=true a missing server fails the test")
-	}
-	t.Skip(msg)
-	return nil
-}
+func server(t testing.TB) jetstream.JetStream { return natstest.Connect(t) }
 
 var serial atomic.Int64
 
