@@ -116,6 +116,13 @@ sink "kafka" "events" {
 	if seen != total {
 		t.Errorf("the consumer saw %d changes, %d were made", seen, total)
 	}
+	sameChanges(t, want, got)
+}
+
+// sameChanges fails the test unless each key's consumed changes are the
+// ones made, in the order made: none lost, none repeated.
+func sameChanges(t *testing.T, want, got map[string][]string) {
+	t.Helper()
 	var bad []string
 	for id, steps := range want {
 		if !slices.Equal(got[id], steps) {

@@ -261,12 +261,21 @@ func kafkaAndPostgres(t *testing.T, timeout time.Duration) (brokers []string, ds
 		t.Fatal(err)
 	}
 	t.Cleanup(cluster.Close)
+	dsn, conn, ctx = postgres(t, timeout)
+	return cluster.ListenAddrs(), dsn, conn, ctx
+}
+
+// postgres creates the test's database and connects to it; ctx ends
+// after timeout.
+func postgres(t *testing.T, timeout time.Duration) (dsn string, conn *pgx.Conn, ctx context.Context) {
+	t.Helper()
 	dsn = pg.CreateDB(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
-	if conn, err = pgx.Connect(ctx, dsn); err != nil {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	return cluster.ListenAddrs(), dsn, conn, ctx
+	return dsn, conn, ctx
 }
