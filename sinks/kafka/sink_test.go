@@ -38,7 +38,13 @@ func block(brokers []string, exactlyOnce bool) *dsl.Sink {
 
 func open(t testing.TB, b *dsl.Sink, saved []byte) (*Sink, change.Checkpoint) {
 	t.Helper()
-	s, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "shop"}, Logger: slog.New(slog.DiscardHandler)}, b)
+	return openInstance(t, b, saved, "")
+}
+
+// openInstance is open in the process named instance (engine.Pipeline.Instance).
+func openInstance(t testing.TB, b *dsl.Sink, saved []byte, instance string) (*Sink, change.Checkpoint) {
+	t.Helper()
+	s, err := newSink(engine.Build{Pipeline: engine.Pipeline{Name: "shop", Instance: instance}, Logger: slog.New(slog.DiscardHandler)}, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,18 +446,16 @@ func BenchmarkExactlyOnce(b *testing.B) { benchmarkSink(b, true) }
 func BenchmarkAtLeastOnce(b *testing.B) { benchmarkSink(b, false) }
 
 // TestTwoInstancesKeepTheirStreams runs two exactly-once sinks of the same
-// pipeline side by side (distinct SLUICE_INSTANCE), as two processes
+// pipeline side by side (distinct instances), as two processes
 // sharing a Kafka source's partitions do: neither fences the other, each
 // commits the streams it moves, and a stale position one of them still
 // holds for a stream the other moved on never overwrites it.
 func TestTwoInstancesKeepTheirStreams(t *testing.T) {
 	brokers := cluster(t)
 	ctx := context.Background()
-	t.Setenv(engine.InstanceEnv, "a")
-	a, _ := open(t, block(brokers, true), nil)
+	a, _ := openInstance(t, block(brokers, true), nil, "a")
 	defer a.Close()
-	t.Setenv(engine.InstanceEnv, "b")
-	b, _ := open(t, block(brokers, true), nil)
+	b, _ := openInstance(t, block(brokers, true), nil, "b")
 	defer b.Close()
 	if a.txnID == b.txnID {
 		t.Fatalf("both instances use transactional id %q", a.txnID)
