@@ -70,10 +70,15 @@
 // where it was, so the sink collects the messages in flight after it and
 // sends the ones refused for their expected sequence again, in order.
 //
-// Write publishes asynchronously and returns; at most 4,096 messages
-// (and 64 MiB of them) are unacknowledged, beyond which Write waits for
-// the oldest, so memory is bounded. Flush waits for
-// every acknowledgement (ackTimeout each). A failure marks the sink
+// Write encodes and queues the messages; Flush publishes them
+// asynchronously, in order, and waits for every acknowledgement
+// (ackTimeout each). A consumer therefore sees what Flushes commit, which
+// the engine calls only at source-transaction boundaries: whole
+// transactions, and nothing of a batch abandoned by a Close without Flush;
+// only a crash in the middle of a Flush leaves part of one in the stream,
+// and the restarted sink goes on right after it. The queue holds at most
+// the engine's batch of events; at most 4,096 messages (and 64 MiB of
+// them) are unacknowledged at once, so memory is bounded. A failure marks the sink
 // broken until it is opened again: a message over the server's
 // max_payload, or that the stream refuses for its size, is an
 // *engine.RejectError naming the table and position (the pipeline's

@@ -56,7 +56,8 @@ type Sink struct {
 	// published before it ("" for the first after Open or a resync).
 	last, next uint64
 	prevID     string
-	cp         *running // the checkpoint of the last Flush advanced by every event written since
+	cp         *running   // the checkpoint of the last Flush advanced by every event written since
+	held       []*pending // written, to publish at the next Flush
 	inflight   []*pending
 	bytes      int   // the size of inflight's messages
 	broken     error // set by a failed publish: the sink must be opened again
@@ -321,7 +322,9 @@ func (s *Sink) Write(ctx context.Context, events []change.Event) error {
 	return ctx.Err()
 }
 
-// publish sends the message of e.
+// publish queues the message of e; Flush sends what is queued, so that
+// consumers see what a Flush commits (whole source transactions) and
+// nothing of a batch the engine abandons (Close without Flush).
 func (s *Sink) publish(ctx context.Context, e *change.Event) error {
 	subject, err := s.subject(e)
 	if err != nil {
@@ -340,12 +343,26 @@ func (s *Sink) publish(ctx context.Context, e *change.Event) error {
 	if int64(size) > s.maxPay {
 		return s.fail(s.tooLarge(e, subject, size))
 	}
-	for len(s.inflight) >= maxInflight || len(s.inflight) > 0 && s.bytes+size > maxInflightBytes {
-		if err := s.settle(ctx); err != nil {
+	s.held = append(s.held, &pending{msg: m, event: *e, size: size})
+	return nil
+}
+
+// sendHeld publishes the queued messages in order, keeping at most
+// maxInflight (or maxInflightBytes of) messages unacknowledged.
+func (s *Sink) sendHeld(ctx context.Context) error {
+	for i, p := range s.held {
+		for len(s.inflight) >= maxInflight || len(s.inflight) > 0 && s.bytes+p.size > maxInflightBytes {
+			if err := s.settle(ctx); err != nil {
+				return err
+			}
+		}
+		if err := s.send(p); err != nil {
 			return err
 		}
+		s.held[i] = nil
 	}
-	return s.send(&pending{msg: m, event: *e, size: size})
+	s.held = s.held[:0]
+	return nil
 }
 
 // send publishes p's message, expecting the stream's last sequence to be
@@ -589,6 +606,9 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 	if s.broken != nil {
 		return nil, s.broken
 	}
+	if err := s.sendHeld(ctx); err != nil {
+		return nil, err
+	}
 	for len(s.inflight) > 0 {
 		if err := s.settle(ctx); err != nil {
 			return nil, err
@@ -598,10 +618,11 @@ func (s *Sink) Flush(ctx context.Context, cp change.Checkpoint) ([]byte, error) 
 	return cp.MarshalJSON()
 }
 
-// Close closes the connection without waiting for acknowledgements.
-// Messages already on their way may still be stored; the next Open finds
-// them in the stream.
+// Close discards the queued messages and closes the connection without
+// waiting for acknowledgements. Messages of a Flush that was under way
+// may still be stored; the next Open finds them in the stream.
 func (s *Sink) Close() error {
+	s.held = nil
 	if s.nc == nil {
 		return nil
 	}

@@ -477,7 +477,10 @@ func TestRestartAfterDuplicateWindow(t *testing.T) {
 	batch1, batch2, batch3 := inserts(100, 5), inserts(105, 5), inserts(110, 5)
 	write(t, s, batch1)
 	saved := flush(t, s, engineCheckpoint(nil, batch1))
-	write(t, s, batch2) // a crash before the flush: published, not saved
+	// A crash after the flush, before the state file saved its bytes:
+	// batch2 is published, the engine knows only batch1's.
+	write(t, s, batch2)
+	flush(t, s, engineCheckpoint(nil, append(append([]change.Event{}, batch1...), batch2...)))
 	s.Close()
 	f.waitMessages(10)
 	time.Sleep(1500 * time.Millisecond) // past the duplicate window
