@@ -163,7 +163,7 @@ type checkpointEntry struct {
 func (c Checkpoint) MarshalJSON() ([]byte, error) {
 	entries := make([]checkpointEntry, 0, len(c))
 	for _, p := range c {
-		entries = append(entries, checkpointEntry{p.Source, p.Partition, p.Offset, p.Index})
+		entries = append(entries, checkpointEntry(p))
 	}
 	sort.Slice(entries, func(i, j int) bool {
 		if entries[i].Source != entries[j].Source {
@@ -182,7 +182,7 @@ func (c *Checkpoint) UnmarshalJSON(b []byte) error {
 	}
 	out := make(Checkpoint, len(entries))
 	for _, e := range entries {
-		p := Position{Source: e.Source, Partition: e.Partition, Offset: e.Offset, Index: e.Index}
+		p := Position(e)
 		out[p.Stream()] = p
 	}
 	*c = out

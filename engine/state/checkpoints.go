@@ -36,7 +36,7 @@ func (s *Store) Sink(name string) (SinkRecord, error) {
 		if err := decodeRecord(b, &r); err != nil {
 			return fmt.Errorf("sink %q: %w", name, err)
 		}
-		rec = SinkRecord{Checkpoint: r.Checkpoint, Saved: r.Saved, Time: r.Time, CommitTime: r.CommitTime}
+		rec = SinkRecord(r)
 		return nil
 	})
 	if rec.Checkpoint == nil {
