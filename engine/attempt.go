@@ -130,7 +130,7 @@ func (r *run) open(ctx context.Context) error {
 	for _, s := range r.g.Spec.Sinks {
 		sink, err := s.New(b)
 		if err != nil {
-			return fmt.Errorf("sink %q: %w", s.Name, err)
+			return named("sink", s.Name, "", err)
 		}
 		r.sinks[s.Name] = sink
 		rec, err := r.store.Sink(s.Name)
@@ -139,7 +139,7 @@ func (r *run) open(ctx context.Context) error {
 		}
 		cp, err := sink.Open(ctx, rec.Saved)
 		if err != nil {
-			return fmt.Errorf("sink %q: open: %w", s.Name, err)
+			return named("sink", s.Name, "open", err)
 		}
 		if cp == nil {
 			cp = change.Checkpoint{}
@@ -163,7 +163,7 @@ func (r *run) open(ctx context.Context) error {
 		}
 		src, err := s.New(b)
 		if err != nil {
-			return fmt.Errorf("source %q: %w", s.Name, err)
+			return named("source", s.Name, "", err)
 		}
 		r.sources[s.Name] = src
 		if rs, ok := src.(ResumeSetter); ok {
@@ -171,7 +171,7 @@ func (r *run) open(ctx context.Context) error {
 		}
 		from := r.frontier(s.Name, r.opened)
 		if err := src.Open(ctx, from, r.store.Corner("source", s.Name)); err != nil {
-			return fmt.Errorf("source %q: open: %w", s.Name, err)
+			return named("source", s.Name, "open", err)
 		}
 		if err := checkResumed(s.Name, src, from); err != nil {
 			return err

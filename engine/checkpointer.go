@@ -65,7 +65,7 @@ func (r *run) checkpoint(ctx context.Context) error {
 		r.progress.Store(true)
 		for name, cp := range sv.Acks {
 			if err := r.sources[name].Ack(ctx, cp); err != nil {
-				return fmt.Errorf("source %q: ack %v: %w", name, cp, err)
+				return named("source", name, fmt.Sprintf("ack %v", cp), err)
 			}
 			acked[name] = cp
 		}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 
@@ -152,7 +151,7 @@ func (rp *replayer) write(ctx context.Context, name string, events []change.Even
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sink %q: replay: %w", name, err)
+		return false, named("sink", name, "replay", err)
 	}
 	return true, rp.store.Save(state.Save{Sinks: map[string]state.SinkRecord{name: {Checkpoint: rp.cps[name], Saved: saved}}})
 }
@@ -169,7 +168,7 @@ func (rp *replayer) open(ctx context.Context, name string) (Sink, error) {
 		}
 		s, err := cfg.New(Build{Pipeline: rp.g.Spec.Pipeline, Logger: rp.log})
 		if err != nil {
-			return nil, fmt.Errorf("sink %q: %w", name, err)
+			return nil, named("sink", name, "", err)
 		}
 		rec, err := rp.store.Sink(name)
 		if err != nil {
@@ -177,7 +176,7 @@ func (rp *replayer) open(ctx context.Context, name string) (Sink, error) {
 		}
 		cp, err := s.Open(ctx, rec.Saved)
 		if err != nil {
-			return nil, fmt.Errorf("sink %q: open: %w", name, err)
+			return nil, named("sink", name, "open", err)
 		}
 		rp.sinks[name], rp.cps[name] = s, cp
 		return s, nil

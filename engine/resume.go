@@ -98,7 +98,7 @@ func (r *run) committedFunc(source string) func(ctx context.Context) (change.Che
 			switch {
 			case errors.Is(err, ErrNoCommitted):
 			case err != nil:
-				return nil, fmt.Errorf("sink %q: %w", name, err)
+				return nil, named("sink", name, "", err)
 			default:
 				cps[name] = cp
 			}

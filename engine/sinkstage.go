@@ -275,5 +275,5 @@ func (w *sinkWriter) failed(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("sink %q: %s: %w", w.name, what, err)
+	return named("sink", w.name, what, err)
 }

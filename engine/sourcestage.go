@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -36,7 +35,7 @@ func (r *run) readSource(ctx, readCtx context.Context, name string, src Source) 
 				return r.endRead(ctx)
 			}
 			r.obs.Failed("source."+name, err)
-			return fmt.Errorf("source %q: %w", name, err)
+			return named("source", name, "", err)
 		}
 		if len(batch) == 0 {
 			continue
