@@ -1,9 +1,10 @@
 # The two commands a new user runs (see README.md):
 #   make demo   run a pipeline end to end (quickstart, then PostgreSQL → MariaDB)
 #   make test   the whole test suite (installs and starts what it needs)
+# make lint runs the static checks alone (make test runs them too).
 GO ?= go
 
-.PHONY: build demo quickstart test bench bench-mysql bench-postgres bench-compare clean
+.PHONY: build demo quickstart test lint bench bench-mysql bench-postgres bench-compare clean
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -16,6 +17,9 @@ demo: build
 
 test:
 	scripts/test.sh
+
+lint:
+	scripts/lint.sh
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
