@@ -1,11 +1,8 @@
 package kafka_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/sluice-cdc/sluice/components"
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
+	"github.com/sluice-cdc/sluice/internal/filerun"
 	kafkasink "github.com/sluice-cdc/sluice/sinks/kafka"
 	filesource "github.com/sluice-cdc/sluice/sources/file"
 	"github.com/sluice-cdc/sluice/transforms"
@@ -48,30 +46,15 @@ sink "kafka" "events" {
   partitions   = 3
 }
 `, filepath.Join(dir, "state.db"), filepath.Join(dir, "in.jsonl"), c.ListenAddrs()[0])
-	cfg, _, diags := dsl.Load("users.hcl", []byte(src), nil)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	reg := components.Kinds{
+	run := filerun.Runner(t, src, components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"kafka": kafkasink.New},
 		Transform: transforms.New,
-	}
-	run := func() {
-		g, err := components.Compile(cfg, reg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := g.Run(ctx, engine.RunOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendLines(t, filepath.Join(dir, "in.jsonl"), 0, 300)
+	})
+	filerun.AppendUsers(t, filepath.Join(dir, "in.jsonl"), 0, 300)
 	run()
 	run()
-	appendLines(t, filepath.Join(dir, "in.jsonl"), 300, 500)
+	filerun.AppendUsers(t, filepath.Join(dir, "in.jsonl"), 300, 500)
 	run()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("users.public.users"),
@@ -106,29 +89,5 @@ sink "kafka" "events" {
 	}
 	if n != want || len(seen) != want {
 		t.Fatalf("read_committed consumer saw %d records (%d distinct), want %d once each", n, len(seen), want)
-	}
-}
-
-// appendLines appends native events [from, to): inserts, every tenth a
-// delete of the row before it.
-func appendLines(t *testing.T, path string, from, to int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	for i := from; i < to; i++ {
-		if i%10 == 9 {
-			fmt.Fprintf(w, `{"op":"delete","schema":"public","table":"users","key":{"id":%d},"before":{"id":%d}}`+"\n", i-1, i-1)
-			continue
-		}
-		fmt.Fprintf(w, `{"op":"insert","schema":"public","table":"users","key":{"id":%d},"after":{"id":%d,"email":"u%d@example.com","password":"hunter2"}}`+"\n", i, i, i)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -1,12 +1,9 @@
 package nats_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +15,7 @@ import (
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
 	"github.com/sluice-cdc/sluice/engine/change"
+	"github.com/sluice-cdc/sluice/internal/filerun"
 	"github.com/sluice-cdc/sluice/internal/natstest"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 	filesource "github.com/sluice-cdc/sluice/sources/file"
@@ -47,30 +45,15 @@ sink "nats" "events" {
   format = "native"
 }
 `, pipeline, filepath.Join(dir, "state.db"), filepath.Join(dir, "in.jsonl"), url)
-	cfg, _, diags := dsl.Load("users.hcl", []byte(src), nil)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	reg := components.Kinds{
+	run := filerun.Runner(t, src, components.Kinds{
 		Sources:   map[string]func(engine.Build, *dsl.Source) (engine.Source, error){"file": filesource.New},
 		Sinks:     map[string]func(engine.Build, *dsl.Sink) (engine.Sink, error){"nats": natssink.New},
 		Transform: transforms.New,
-	}
-	run := func() {
-		g, err := components.Compile(cfg, reg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := g.Run(ctx, engine.RunOptions{Logger: slog.New(slog.DiscardHandler)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendLines(t, filepath.Join(dir, "in.jsonl"), 0, 300)
+	})
+	filerun.AppendUsers(t, filepath.Join(dir, "in.jsonl"), 0, 300)
 	run()
 	run()
-	appendLines(t, filepath.Join(dir, "in.jsonl"), 300, 500)
+	filerun.AppendUsers(t, filepath.Join(dir, "in.jsonl"), 300, 500)
 	run()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -112,29 +95,5 @@ sink "nats" "events" {
 	}
 	if len(seen) != 500 {
 		t.Fatalf("the stream holds %d distinct messages (of %d), want 500", len(seen), info.State.Msgs)
-	}
-}
-
-// appendLines appends native events [from, to): inserts, every tenth a
-// delete of the row before it.
-func appendLines(t *testing.T, path string, from, to int) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	for i := from; i < to; i++ {
-		if i%10 == 9 {
-			fmt.Fprintf(w, `{"op":"delete","schema":"public","table":"users","key":{"id":%d},"before":{"id":%d}}`+"\n", i-1, i-1)
-			continue
-		}
-		fmt.Fprintf(w, `{"op":"insert","schema":"public","table":"users","key":{"id":%d},"after":{"id":%d,"email":"u%d@example.com","password":"hunter2"}}`+"\n", i, i, i)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
