@@ -3,8 +3,6 @@ package sinktest
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -80,41 +78,13 @@ func sqlRows(t *testing.T, tg sqltabletest.Target, db *sql.DB, table string) []R
 	if err != nil {
 		t.Fatal(err)
 	}
-	exprs := make([]string, len(cols))
-	for i, c := range cols {
-		exprs[i] = tg.Text(tg.Quote(c))
-	}
-	q = fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), tg.Quote(table))
-	rs, err = db.QueryContext(ctx, q)
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rs.Close()
 	var out []Row
-	for rs.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rs.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
+	for _, vals := range tg.TextRows(t, db, table, cols, "") {
 		r := Row{}
 		for i, v := range vals {
-			switch v := v.(type) {
-			case nil:
-				r[cols[i]] = Null
-			case []byte:
-				r[cols[i]] = string(v)
-			default:
-				r[cols[i]] = fmt.Sprint(v)
-			}
+			r[cols[i]] = v // "NULL" for nulls: Null
 		}
 		out = append(out, r)
-	}
-	if err := rs.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return out
 }

@@ -161,21 +161,37 @@ func (e *env) exec(stmt string) {
 	}
 }
 
-// rows reads cols of table ordered by the first column, each row as
+// rows returns the rows of table, ordered by the first column, as
 // "v1|v2|...", NULL for nulls.
 func (e *env) rows(table string, cols ...string) []string {
 	e.t.Helper()
+	var out []string
+	for _, r := range e.tg.TextRows(e.t, e.db, table, cols, e.tg.Quote(table)+"."+e.tg.Quote(cols[0])) {
+		out = append(out, strings.Join(r, "|"))
+	}
+	return out
+}
+
+// TextRows reads cols of table from db as the database renders them as
+// text, "NULL" for nulls, ordered by orderBy (an SQL expression; "" for
+// the table's order): what a target holds, read without sluice's
+// encoders.
+func (tg Target) TextRows(t testing.TB, db *sql.DB, table string, cols []string, orderBy string) [][]string {
+	t.Helper()
 	exprs := make([]string, len(cols))
 	for i, c := range cols {
-		exprs[i] = e.tg.Text(e.tg.Quote(c))
+		exprs[i] = tg.Text(tg.Quote(c))
 	}
-	q := fmt.Sprintf("SELECT %s FROM %s ORDER BY %s", strings.Join(exprs, ", "), e.tg.Quote(table), e.tg.Quote(table)+"."+e.tg.Quote(cols[0]))
-	rs, err := e.db.QueryContext(ctx(e.t), q)
+	q := fmt.Sprintf("SELECT %s FROM %s", strings.Join(exprs, ", "), tg.Quote(table))
+	if orderBy != "" {
+		q += " ORDER BY " + orderBy
+	}
+	rs, err := db.QueryContext(ctx(t), q)
 	if err != nil {
-		e.t.Fatalf("%s: %v", q, err)
+		t.Fatalf("%s: %v", q, err)
 	}
 	defer rs.Close()
-	var out []string
+	var out [][]string
 	for rs.Next() {
 		vals := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -183,7 +199,7 @@ func (e *env) rows(table string, cols ...string) []string {
 			ptrs[i] = &vals[i]
 		}
 		if err := rs.Scan(ptrs...); err != nil {
-			e.t.Fatal(err)
+			t.Fatal(err)
 		}
 		parts := make([]string, len(vals))
 		for i, v := range vals {
@@ -196,10 +212,10 @@ func (e *env) rows(table string, cols ...string) []string {
 				parts[i] = fmt.Sprint(v)
 			}
 		}
-		out = append(out, strings.Join(parts, "|"))
+		out = append(out, parts)
 	}
 	if err := rs.Err(); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return out
 }
