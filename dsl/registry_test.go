@@ -34,18 +34,19 @@ func TestRegisteredSink(t *testing.T) {
 		},
 	})
 	t.Cleanup(func() { unregisterSink("memo") })
-	src := `pipeline "shop" {}
+	memo := func(body string) []byte {
+		return []byte(`pipeline "shop" {}
 source "postgres" "app" {
   dsn    = "postgres://localhost/app"
   tables = ["public.users"]
 }
 sink "memo" "m" {
-  from   = source.app
-  copies = 2
-  token  = "s3cret"
+  from = source.app
+` + body + `
 }
-`
-	cfg, _, diags := Load("p.hcl", []byte(src), nil)
+`)
+	}
+	cfg, _, diags := Load("p.hcl", memo("  copies = 2\n  token  = \"s3cret\""), nil)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
@@ -62,17 +63,7 @@ sink "memo" "m" {
 		{`target = "x"`, `is missing required attribute "copies"`},
 		{`copies = 0`, `copies`},
 	} {
-		src := `pipeline "shop" {}
-source "postgres" "app" {
-  dsn    = "postgres://localhost/app"
-  tables = ["public.users"]
-}
-sink "memo" "m" {
-  from = source.app
-  ` + bad.body + `
-}
-`
-		_, _, diags := Load("p.hcl", []byte(src), nil)
+		_, _, diags := Load("p.hcl", memo("  "+bad.body), nil)
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), bad.want) {
 			t.Errorf("%s: diagnostics %v, want one containing %q", bad.body, diags, bad.want)
 		}

@@ -1,9 +1,11 @@
 package nats
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-cdc/sluice/engine/change"
 )
@@ -96,17 +98,7 @@ func (r *running) String() string {
 }
 
 func compareStreams(a, b change.Stream) int {
-	switch {
-	case a.Source < b.Source:
-		return -1
-	case a.Source > b.Source:
-		return 1
-	case a.Partition < b.Partition:
-		return -1
-	case a.Partition > b.Partition:
-		return 1
-	}
-	return 0
+	return cmp.Or(strings.Compare(a.Source, b.Source), strings.Compare(a.Partition, b.Partition))
 }
 
 // later returns, per stream, the later of the positions in a and b (a
