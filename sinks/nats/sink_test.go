@@ -417,11 +417,11 @@ func TestStreamCreatedWithOptions(t *testing.T) {
 	})
 }
 
-// TestCloseWithoutFlush: a sink closed after Write without Flush leaves
-// whatever reached the stream; reopening finds the checkpoint of the last
-// stored message, never before the last flush, and sending again, even
-// from the last flushed checkpoint (the state file's), leaves each
-// change once in the stream.
+// TestCloseWithoutFlush: a sink closed after Write without Flush
+// publishes nothing of what it was written since its last Flush, and
+// reopens at that Flush. Then a Flush whose bytes the state file never
+// saved: reopening finds the last stored message's checkpoint, and
+// sending again even from the older saved one leaves each change once.
 func TestCloseWithoutFlush(t *testing.T) {
 	f := newFixture(t)
 	cfg := f.config()
@@ -435,18 +435,26 @@ func TestCloseWithoutFlush(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if got, want := f.ids(), idsOf(batch1); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("after a Close without Flush the stream holds\n%v\nwant what was flushed:\n%v", got, want)
+	}
+	s = f.sink(cfg)
+	if cp := f.open(s, saved); !equalCheckpoints(cp, flushed) {
+		t.Fatalf("reopened at %v, want the last flush's %v", cp, flushed)
+	}
 
+	// batch2 flushed, its bytes never saved (a crash before the state
+	// file's write): Open goes by the stream's last message.
+	write(t, s, batch2)
+	flush(t, s, engineCheckpoint(flushed, batch2))
+	s.Close()
 	s = f.sink(cfg)
 	cp := f.open(s, saved)
-	if cp.Covers(batch1[len(batch1)-1].Position) == false {
-		t.Fatalf("reopened at %v, before the last flush %v", cp, flushed)
-	}
 	msgs := f.messages()
 	last := msgs[len(msgs)-1]
-	if want := decodeCheckpoint(t, last.Header.Get(HeaderCheckpoint)); !equalCheckpoints(cp, want) {
+	if want := decodeCheckpoint(t, last.Header.Get(HeaderCheckpoint)); !equalCheckpoints(cp, want) || !cp.Covers(batch2[len(batch2)-1].Position) {
 		t.Fatalf("reopened at %v, want the last stored message's %v", cp, want)
 	}
-
 	// The engine sends what cp does not cover. Here it sends more: all of
 	// batch2, as if the stream had lost its last message and only the
 	// state file's checkpoint were left; the stream drops what it has.
