@@ -113,15 +113,12 @@ func at(where string) string {
 	return where + ": "
 }
 
+// appendNew appends the items list lacks.
 func appendNew(list []string, items ...string) []string {
-outer:
 	for _, it := range items {
-		for _, have := range list {
-			if have == it {
-				continue outer
-			}
+		if !slices.Contains(list, it) {
+			list = append(list, it)
 		}
-		list = append(list, it)
 	}
 	return list
 }
@@ -170,7 +167,7 @@ func (g *Graph) Route(source string, batch []change.Event) (perSink map[string][
 	for _, sink := range g.sinksOf[source] {
 		var merged []change.Event
 		for _, n := range g.sinkInputs[sink] {
-			if !contains(n.srcs, source) {
+			if !slices.Contains(n.srcs, source) {
 				continue
 			}
 			merged = mergeByPosition(merged, eval(n))
@@ -181,15 +178,6 @@ func (g *Graph) Route(source string, batch []change.Event) (perSink map[string][
 		perSink[sink] = merged
 	}
 	return perSink, failed
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // mergeByPosition merges two position-ordered slices of one source's

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sluice-cdc/sluice/engine/state"
@@ -67,7 +68,7 @@ func (r *run) resync(ctx context.Context, req state.SnapshotRequest) error {
 	if !ok {
 		return Permanent(fmt.Errorf("source %q cannot copy tables while it streams (only PostgreSQL sources can)", req.Source))
 	}
-	if req.Sink != "" && !contains(r.g.SinksOf(req.Source), req.Sink) {
+	if req.Sink != "" && !slices.Contains(r.g.SinksOf(req.Source), req.Sink) {
 		return Permanent(fmt.Errorf("sink %q does not read source %q", req.Sink, req.Source))
 	}
 	return rs.Resync(ctx, req)

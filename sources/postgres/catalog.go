@@ -85,7 +85,7 @@ func (t *table) ident() string { return pgx.Identifier{t.Schema, t.Name}.Sanitiz
 func (t *table) relation() *change.Relation {
 	r := &change.Relation{Schema: t.Schema, Table: t.Name, Version: 1}
 	for _, c := range t.allColumns() {
-		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: contains(t.PK, c.Name), NotNull: c.NotNull,
+		r.Columns = append(r.Columns, change.Column{Name: c.Name, Type: c.TypeName, Key: slices.Contains(t.PK, c.Name), NotNull: c.NotNull,
 			Default: c.Default, Generated: c.Generated, TypeDef: c.TypeDef})
 	}
 	return r
@@ -444,11 +444,11 @@ func (t *table) applyExclude() []Finding {
 			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
 				Message: fmt.Sprintf("table %s has REPLICA IDENTITY FULL, and PostgreSQL refuses every UPDATE and DELETE on a table whose publication leaves a column out under FULL identity", t.qualified()),
 				Fix:     fmt.Sprintf("use a primary key with REPLICA IDENTITY DEFAULT (ALTER TABLE %s REPLICA IDENTITY DEFAULT), or remove %s in a transform's exclude instead", t.ident(), x)})
-		case contains(t.IdentityCols, x):
+		case slices.Contains(t.IdentityCols, x):
 			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
 				Message: fmt.Sprintf("column %s is part of the replica identity index of %s and cannot be excluded (PostgreSQL would refuse UPDATE and DELETE on the table)", x, t.qualified()),
 				Fix:     "mask it in a transform instead"})
-		case contains(t.PK, x):
+		case slices.Contains(t.PK, x):
 			findings = append(findings, Finding{Severity: Error, Attribute: "exclude", Subject: t.qualified() + "." + x,
 				Message: fmt.Sprintf("column %s is part of the primary key of %s and cannot be excluded", x, t.qualified()),
 				Fix:     "updates and deletes are identified by the key; mask it in a transform instead"})
@@ -512,7 +512,7 @@ func (t *table) checkIdentity() []Finding {
 	case t.Identity == 'd':
 		var toast []string
 		for _, c := range t.Columns {
-			if c.Toastable && !contains(t.PK, c.Name) {
+			if c.Toastable && !slices.Contains(t.PK, c.Name) {
 				toast = append(toast, c.Name)
 			}
 		}
@@ -531,7 +531,7 @@ func sameSet(a, b []string) bool {
 		return false
 	}
 	for _, x := range a {
-		if !contains(b, x) {
+		if !slices.Contains(b, x) {
 			return false
 		}
 	}

@@ -434,7 +434,7 @@ func (d *decoder) relation(ctx context.Context, m *pglogrepl.RelationMessage) er
 		if cat, err = catalogColumns(ctx, d.conn, m.RelationID); err != nil {
 			return &lookupError{fmt.Errorf("describe %s: %w", q, err)}
 		}
-		cat = slices.DeleteFunc(cat, func(c catalogColumn) bool { return c.Generated && contains(d.excluded[q], c.Name) })
+		cat = slices.DeleteFunc(cat, func(c catalogColumn) bool { return c.Generated && slices.Contains(d.excluded[q], c.Name) })
 		for _, c := range cat {
 			if c.Generated {
 				fmt.Fprintf(&sig, "|%s", c.Name)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -49,7 +50,7 @@ func TestUnchangedToastIsAbsentNeverNull(t *testing.T) {
 					t.Fatalf("update %d: before has %v, want %v", i, got, tc.before)
 				}
 			}
-			if ev[0].After.Get("n") != int64(1) || !contains(ev[0].Changed, "n") {
+			if ev[0].After.Get("n") != int64(1) || !slices.Contains(ev[0].Changed, "n") {
 				t.Fatalf("first update: after %v changed %v", ev[0].After, ev[0].Changed)
 			}
 			if tc.identity == "FULL" && !reflect.DeepEqual(ev[0].Changed, []string{"n"}) {
@@ -145,7 +146,7 @@ func TestExcludedColumnsNeverLeavePostgres(t *testing.T) {
 				t.Fatalf("%s event carries password: %v", e.Op, r)
 			}
 		}
-		if _, ok := e.Relation.Column("password"); ok || contains(e.Changed, "password") {
+		if _, ok := e.Relation.Column("password"); ok || slices.Contains(e.Changed, "password") {
 			t.Fatalf("%s event's relation or changed names password", e.Op)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,7 +170,7 @@ func TestGeneratedColumns(t *testing.T) {
 	}
 	for _, e := range ev {
 		for _, c := range []string{"twice", "thrice", "note"} {
-			if _, ok := e.After.Lookup(c); ok || contains(e.Changed, c) {
+			if _, ok := e.After.Lookup(c); ok || slices.Contains(e.Changed, c) {
 				t.Fatalf("%s event carries %s: %v changed %v", e.Op, c, e.After, e.Changed)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,7 +45,7 @@ func readTypeDefs(ctx context.Context, conn *pgx.Conn, oids []uint32) (map[uint3
 func readTypeDefsDepth(ctx context.Context, conn *pgx.Conn, oids []uint32, depth int) (map[uint32]*change.TypeDef, error) {
 	var ask []uint32
 	for _, o := range oids {
-		if o >= firstUserOID && !contains(ask, o) {
+		if o >= firstUserOID && !slices.Contains(ask, o) {
 			ask = append(ask, o)
 		}
 	}

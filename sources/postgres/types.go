@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,7 +136,7 @@ func (r *typeRegistry) ensure(ctx context.Context, conn *pgx.Conn, oids []uint32
 			}
 		}
 		for _, o := range missing {
-			if _, ok := r.m[o]; !ok && !contains(oids, o) {
+			if _, ok := r.m[o]; !ok && !slices.Contains(oids, o) {
 				r.m[o] = pgType{kind: kText} // vanished type: keep its text
 			}
 		}
@@ -154,15 +155,6 @@ func builtinsOrCached(r *typeRegistry, oid uint32) (pgType, bool) {
 	}
 	t, ok := r.m[oid]
 	return t, ok
-}
-
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // decode turns the text form of a value of type oid into its Go value.
