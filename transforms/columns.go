@@ -202,31 +202,31 @@ func (t *Transform) plan(in *change.Columns, withSet bool) *shape {
 	return s
 }
 
-// apply returns r in shape s; set holds the computed values.
+// apply returns r in shape s, which is not same; set holds the computed
+// values. Each value is written once: a write into the slab costs a write
+// barrier while the GC marks.
 func (s *shape) apply(w *worker, r change.Row, set []any) change.Row {
-	if s.same {
-		return r
-	}
 	vals := w.values(len(s.cols))
 	for i, srcs := range s.cols {
-		vals[i] = change.Unsent
+		v := change.Unsent
 		for _, src := range srcs {
-			var v any
+			var x any
 			if src.in < 0 {
-				v = set[src.set]
-			} else if x, ok := r.Value(src.in); ok {
-				v = x
+				x = set[src.set]
+			} else if sent, ok := r.Value(src.in); ok {
+				x = sent
 			} else {
 				continue
 			}
 			for _, m := range src.masks {
-				if v != nil { // NULL stays NULL under every mask
-					v = m.apply(&w.hash, v)
+				if x != nil { // NULL stays NULL under every mask
+					x = m.apply(&w.hash, x)
 				}
 			}
-			vals[i] = v
+			v = x
 			break
 		}
+		vals[i] = v
 	}
 	return change.MakeRow(s.out, vals)
 }

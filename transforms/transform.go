@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/dsl/eventexpr"
@@ -54,7 +55,14 @@ type worker struct {
 type namesCache struct{ in, out []string }
 
 func (c *namesCache) hit(in []string) bool {
-	return in != nil && slices.Equal(in, c.in)
+	return in != nil && (sameSlice(in, c.in) || slices.Equal(in, c.in))
+}
+
+// sameSlice reports whether a and b are the same slice (array, length
+// and capacity): the events of a batch mostly share one list of names,
+// and comparing its address saves comparing the names.
+func sameSlice(a, b []string) bool {
+	return unsafe.SliceData(a) == unsafe.SliceData(b) && len(a) == len(b) && cap(a) == cap(b)
 }
 
 // store remembers out for in, clipped so that an append to one event's
@@ -124,24 +132,33 @@ func build(maskKey string, t *dsl.Transform) (*Transform, error) {
 func (t *Transform) Apply(in []change.Event) (out []change.Event, failed []engine.Failure) {
 	w := t.workers.Get().(*worker)
 	defer t.workers.Put(w)
-	out = make([]change.Event, 0, len(in))
+	// out starts as a copy of in, made in one go, and each event is
+	// changed in its place: most events are kept, and copying a batch at
+	// once costs less than copying its events one by one.
+	out = slices.Clone(in)
+	n := 0
 	for i := range in {
-		e := &in[i]
+		e, res := &in[i], &out[n]
+		if n != i {
+			*res = *e
+		}
 		if !e.Op.IsRow() || !t.applies(e) {
-			out = append(out, *e)
+			n++
 			continue
 		}
-		res, keep, err := t.apply(w, e)
+		keep, err := t.apply(w, e, res)
 		switch {
 		case err != nil:
 			failed = append(failed, engine.Failure{Event: *e, Err: err})
 		case keep:
-			out = append(out, res)
+			n++
 		case e.Boundary:
-			out = append(out, e.AsMark())
+			*res = e.AsMark()
+			n++
 		}
 	}
-	return out, failed
+	clear(out[n:]) // no dropped event kept alive by the tail
+	return out[:n], failed
 }
 
 func (t *Transform) applies(e *change.Event) bool {
@@ -151,22 +168,21 @@ func (t *Transform) applies(e *change.Event) bool {
 	return t.tables[e.QualifiedTable()] || t.schemas[e.Schema]
 }
 
-// apply runs every step on one row event. keep is false when `where`
-// dropped it.
-func (t *Transform) apply(w *worker, e *change.Event) (res change.Event, keep bool, err error) {
+// apply runs every step on one row event e, into res, which holds a copy
+// of e. keep is false when `where` dropped it.
+func (t *Transform) apply(w *worker, e, res *change.Event) (keep bool, err error) {
 	if t.where != nil || len(t.set) > 0 {
 		w.ev.Bind(e)
 	}
 	if t.where != nil {
 		ok, err := w.ev.Bool(t.where)
 		if err != nil {
-			return res, false, t.fail(e, "where", t.where.Source, err)
+			return false, t.fail(e, "where", t.where.Source, err)
 		}
 		if !ok {
-			return res, false, nil
+			return false, nil
 		}
 	}
-	res = *e
 	var set []any
 	// set writes computed columns into the new row; a delete has none.
 	if len(t.set) > 0 && !e.After.IsZero() {
@@ -177,7 +193,7 @@ func (t *Transform) apply(w *worker, e *change.Event) (res change.Event, keep bo
 				v, err = normalize(v)
 			}
 			if err != nil {
-				return res, false, t.fail(e, "set "+s.Column, s.Expr.Source, err)
+				return false, t.fail(e, "set "+s.Column, s.Expr.Source, err)
 			}
 			w.vals = append(w.vals, v)
 		}
@@ -188,27 +204,44 @@ func (t *Transform) apply(w *worker, e *change.Event) (res change.Event, keep bo
 		res.Changed = w.setNames.out
 	}
 	if len(t.set) > 0 || !t.cols.empty() {
-		res.Before = t.reshape(w, e.Before, nil)
-		res.After = t.reshape(w, e.After, set)
-		res.Key = t.reshape(w, e.Key, nil)
-		res.Relation = t.rels.of(t, e.Relation, &res)
+		// Only the rows that change are written: a write into out costs
+		// a write barrier while the GC marks.
+		if r, ok := t.reshape(w, e.Before, nil); ok {
+			res.Before = r
+		}
+		if r, ok := t.reshape(w, e.After, set); ok {
+			res.After = r
+		}
+		if r, ok := t.reshape(w, e.Key, nil); ok {
+			res.Key = r
+		}
+		if rel := t.rels.of(t, e.Relation, res); rel != e.Relation {
+			res.Relation = rel
+		}
 	}
 	if !t.cols.empty() {
 		if !w.colNames.hit(res.Changed) {
 			w.colNames.store(res.Changed, t.cols.names(res.Changed))
 		}
-		res.Changed = w.colNames.out
+		if !sameSlice(res.Changed, w.colNames.out) {
+			res.Changed = w.colNames.out
+		}
 	}
-	return res, true, nil
+	return true, nil
 }
 
 // reshape applies set (with the computed values set, nil for none) and
 // the column steps to r.
-func (t *Transform) reshape(w *worker, r change.Row, set []any) change.Row {
+// ok is false when the row passes as is.
+func (t *Transform) reshape(w *worker, r change.Row, set []any) (_ change.Row, ok bool) {
 	if r.IsZero() {
-		return r
+		return r, false
 	}
-	return t.shapeOf(w, r.Columns(), set != nil).apply(w, r, set)
+	s := t.shapeOf(w, r.Columns(), set != nil)
+	if s.same {
+		return r, false
+	}
+	return s.apply(w, r, set), true
 }
 
 // withNames returns names plus those of extra it lacks, as a new slice.

@@ -1,6 +1,7 @@
 package transforms
 
 import (
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
@@ -452,5 +453,18 @@ func TestUnsentColumns(t *testing.T) {
 	}
 	if out[0].After.Columns() != out[1].After.Columns() {
 		t.Error("two rows of one shape came out with Columns of their own: the shape was planned twice")
+	}
+}
+
+// TestEncodeHex checks the hash mask's hex against encoding/hex, for
+// every byte.
+func TestEncodeHex(t *testing.T) {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	got := make([]byte, 2*len(b))
+	if encodeHex(got, b); string(got) != hex.EncodeToString(b) {
+		t.Errorf("encodeHex = %s, want %s", got, hex.EncodeToString(b))
 	}
 }

@@ -21,7 +21,7 @@ func accessEvents() []change.Event {
 	unsent := change.MakeRow(cols, []any{int64(2), "u@x.io", change.Numeric("120.50"), change.Unsent, "shipped"})
 	return []change.Event{
 		{Op: change.Insert, Schema: "public", Table: "users",
-			After: change.RowOf(map[string]any{"id": int64(1), "email": "a@b.example", "total": int64(60), "status": "shipped", "note": nil}),
+			After: change.RowOf(map[string]any{"id": int64(1), "email": "a@b.example", "total": int64(60), "status": "shipped", "note": nil, "vip": true}),
 			Key:   change.RowOf(map[string]any{"id": int64(1)}), Position: change.Position{Offset: 3}},
 		{Op: change.Update, Schema: "public", Table: "orders",
 			Before:  change.RowOf(map[string]any{"id": int64(2), "email": "old@x.io", "total": change.Numeric("10"), "status": "new"}),
@@ -84,6 +84,42 @@ var accessExprs = []string{
 	"op in ['insert', 'update'] && after.total >= 50 && after.status in ['shipped', 'delivered']",
 	"op != 'delete' && row.email endsWith '@example.com' == false", "op == 'delete' || row.plan != 'internal'",
 	"op != 'delete' && after.email != nil",
+	// the shapes of pred
+	"true", "!false && not (op == 'delete')", "op not in ['delete']", "'insert' == op", "op != 'snapshot' || key == nil",
+	"after.total > 50.5", "after.total <= -1", "after.total < -0.5", "50 < after.total", "after.total == 60.0",
+	"after.total != 60", "row.total >= 10 and row.total < 120.5", "after.total > 1 or after.email == 'x'",
+	"after?.total >= 50", "key.id == 1", "key?.id != 2", "after.email > 'b'", "'b' <= after.email", "after.email < 5",
+	"after.email == nil", "after.note != nil", "after.vip == true", "after.vip != false", "false == after.vip",
+	"after.vip < true", "after.email endsWith '.io'", "after.email not startsWith 'u'", "after.total contains '1'",
+	"row.email contains '@' == (after.total > 10)", "'vip' in after && 'email' not in before", "row != nil",
+	"nil == before || after.total != after.total", "after.total == 'x' || after.total != 'x'", "after.total > 1 > 2",
+	"after.email == 'u@x.io' && after.status == 'shipped'", "after.missing == nil && after.missing != 1",
+}
+
+// TestFastPredicates checks which predicates are decided without the VM
+// (TestDirectReadsMatchMaps checks that they decide as the VM does).
+func TestFastPredicates(t *testing.T) {
+	for src, want := range map[string]bool{
+		"op in ['insert', 'update'] && after.total >= 0":               true,
+		"op != 'delete' && row.email endsWith '@example.com' == false": true,
+		"op == 'delete' || row.plan != 'internal'":                     true,
+		"after == nil || 'email' in after && key?.id > -1":             true,
+		"not (after.total < 5.5) && after.vip == true":                 true,
+		"after.total > before.total":                                   false,
+		"len(after) > 1":                                               false,
+		"op in after":                                                  false,
+		"after.email matches '^a'":                                     false,
+		"let x = after.total; x > 1":                                   false,
+		"After == nil":                                                 false,
+	} {
+		p, err := Compile(src, Predicate)
+		if err != nil {
+			continue // a name pred does not know may not compile at all
+		}
+		if got := p.fast != nil; got != want {
+			t.Errorf("%q: fast %v, want %v", src, got, want)
+		}
+	}
 }
 
 // TestDirectReadsMatchMaps compares every program with its twin compiled
@@ -120,6 +156,14 @@ func sameAsMaps(src string, kind Kind, events []change.Event) error {
 		e := events[i]
 		ev.Bind(&e)
 		ref.Bind(&e)
+		if kind == Predicate {
+			// Bool first, for a pred that ran before the Env was filled
+			v, err := ev.Bool(p)
+			want, werr := ref.Bool(q)
+			if errText(err) != errText(werr) || v != want {
+				return fmt.Errorf("on %s %v: Bool %v, %s; want %v, %s", e.Op, e.After, v, errText(err), want, errText(werr))
+			}
+		}
 		for range 2 { // a second run reuses what the first made
 			v, err := ev.Value(p)
 			want, werr := ref.Value(q)

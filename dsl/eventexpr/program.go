@@ -38,6 +38,9 @@ type Program struct {
 	// the maps unset until such a program runs.
 	maps    rowMask
 	columns []ColumnRef
+	// fast, when set, decides most events of a Predicate without the VM
+	// (see pred).
+	fast pred
 }
 
 // ColumnRef is a column an expression reads from a row (after.email,
@@ -113,7 +116,11 @@ func compile(src string, kind Kind, direct bool) (*Program, error) {
 	if uses.env {
 		maps = allRows // $env.after, or the whole $env
 	}
-	return &Program{Source: src, program: p, usesPosition: uses.position || uses.env, maps: maps, columns: cols.refs}, nil
+	prog := &Program{Source: src, program: p, usesPosition: uses.position || uses.env, maps: maps, columns: cols.refs}
+	if direct && kind == Predicate {
+		prog.fast = fastPredicate(src)
+	}
+	return prog, nil
 }
 
 // columnReads collects the columns an expression reads from row
@@ -254,8 +261,10 @@ func isOp(n ast.Node) bool {
 type Evaluator struct {
 	vm  vm.VM
 	env Env
-	// event is the bound event, for the lazily filled Position.
+	// event is the bound event, from which env is filled when a program
+	// first runs on the VM: a Predicate decided by its pred needs no Env.
 	event    *change.Event
+	filled   bool    // env describes event, but for Position and the maps
 	position bool    // env.Position describes event
 	maps     rowMask // the maps of env that describe event
 }
@@ -263,11 +272,14 @@ type Evaluator struct {
 // Bind prepares the evaluator for e; call it before Bool or Value. e must
 // not change until the next Bind.
 func (ev *Evaluator) Bind(e *change.Event) {
-	ev.env.fill(e)
-	ev.event, ev.position, ev.maps = e, false, 0
+	ev.event, ev.filled, ev.position, ev.maps = e, false, false, 0
 }
 
 func (ev *Evaluator) run(p *Program) (any, error) {
+	if !ev.filled {
+		ev.env.fill(ev.event)
+		ev.filled = true
+	}
 	if p.usesPosition && !ev.position {
 		ev.env.Position = ev.event.Position.String()
 		ev.position = true
@@ -281,6 +293,11 @@ func (ev *Evaluator) run(p *Program) (any, error) {
 
 // Bool runs a Predicate program against the bound event.
 func (ev *Evaluator) Bool(p *Program) (bool, error) {
+	if p.fast != nil {
+		if v, ok := p.fast(ev.event); ok {
+			return v, nil
+		}
+	}
 	out, err := ev.run(p)
 	if err != nil {
 		return false, err
