@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sluice-cdc/sluice/engine/change"
@@ -57,6 +58,14 @@ type sinkWriter struct {
 	// commitTime is the source commit time of the last written change
 	// that has one.
 	commitTime time.Time
+	// lanes write the parallel streams of a Laned sink (nil until the
+	// first such event).
+	lanes *lanes
+	// mu guards sent and sentTime: what the checkpointer was last told
+	// of the sink, the sink's own flushes and its lanes' merged.
+	mu       sync.Mutex
+	sent     change.Checkpoint
+	sentTime time.Time
 }
 
 // writeSink is a sink's stage: write what arrives, flush at boundaries
@@ -76,7 +85,9 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 		r: r, name: name, sink: r.sinks[name], opened: r.opened[name], skip: r.skip[name],
 		pos: r.opened[name].Clone(), open: map[change.Stream]bool{}, batchSize: r.sinkBatchSize(r.sinks[name]),
 		commitTime: r.openedTime[name], minFlush: r.opts.MinFlushInterval, linger: r.opts.Linger,
+		sent: r.opened[name].Clone(), sentTime: r.openedTime[name],
 	}
+	defer func() { err = w.lanes.close(err) }()
 	if cfg != nil && cfg.Linger > 0 { // the sink's linger
 		w.minFlush, w.linger = cfg.Linger, max(r.opts.Linger, cfg.Linger)
 	}
@@ -86,6 +97,8 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 		var ok bool
 		select {
 		case batch, ok = <-in:
+		case err := <-w.lanes.failures():
+			return err
 		default:
 			batch, ok, err = w.idle(ctx, in)
 			if err != nil {
@@ -95,10 +108,9 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 		if !ok {
 			return w.flushIfDue(ctx, true)
 		}
-		if err := w.write(ctx, batch.events); err != nil {
+		if err := w.write(ctx, batch); err != nil {
 			return err
 		}
-		batch.done()
 	}
 }
 
@@ -107,24 +119,43 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 // batch) until the next batch arrives, so that a sink whose input goes
 // idle or ends in the middle of a transaction can still flush everything
 // up to that transaction. Each Write gets a slice of its own (sinks may
-// keep it until Flush).
-func (w *sinkWriter) write(ctx context.Context, batch []change.Event) error {
-	events := make([]change.Event, 0, len(w.held)+len(batch))
+// keep it until Flush). A Laned sink's parallel streams go to its lanes.
+func (w *sinkWriter) write(ctx context.Context, batch routed) error {
+	events := make([]change.Event, 0, len(w.held)+len(batch.events))
 	events = append(events, w.held...)
 	w.held = nil
 	last := -1
-	for i := range batch {
-		e := batch[i]
+	var parallel map[change.Stream][]change.Event
+	laned, isLaned := w.sink.(Laned)
+	for i := range batch.events {
+		e := batch.events[i]
 		if w.opened.Covers(e.Position) {
 			continue
 		}
 		if w.skip.has(&e) {
 			e = e.AsMark()
 		}
+		if st := e.Position.Stream(); isLaned && st.Parallel() {
+			if parallel == nil {
+				parallel = map[change.Stream][]change.Event{}
+			}
+			parallel[st] = append(parallel[st], e)
+			continue
+		}
 		if e.Boundary {
 			last = len(events)
 		}
 		events = append(events, e)
+	}
+	written, err := w.toLanes(ctx, laned, parallel, batch.done)
+	if err != nil {
+		return err
+	}
+	defer written()
+	if w.lanes != nil && !allSnapshot(events) {
+		if err := w.lanes.sync(); err != nil {
+			return err
+		}
 	}
 	if last >= 0 && last < len(events)-1 {
 		w.held = events[last+1:]
@@ -144,6 +175,43 @@ func (w *sinkWriter) write(ctx context.Context, batch []change.Event) error {
 		}
 	}
 	return w.send(ctx, events[start:])
+}
+
+// toLanes hands each parallel stream's events to its lane. It returns
+// the func the stage calls once it has written the rest of the batch:
+// done is called when that and the lanes' writes are all done, so that
+// the batch leaves the queue's bytes only then.
+func (w *sinkWriter) toLanes(ctx context.Context, laned Laned, parallel map[change.Stream][]change.Event, done func()) (func(), error) {
+	if len(parallel) == 0 {
+		return done, nil
+	}
+	if w.lanes == nil {
+		w.lanes = newLanes(ctx, w, laned)
+	}
+	var left sync.WaitGroup
+	left.Add(len(parallel) + 1)
+	go func() { left.Wait(); done() }()
+	given := 0
+	for st, events := range parallel {
+		if err := w.lanes.give(st, events, left.Done); err != nil {
+			for range len(parallel) - given + 1 {
+				left.Done() // the parts never given, and the stage's
+			}
+			return func() {}, err
+		}
+		given++
+	}
+	return left.Done, nil
+}
+
+// allSnapshot reports whether every event is a Snapshot row.
+func allSnapshot(events []change.Event) bool {
+	for i := range events {
+		if events[i].Op != change.Snapshot {
+			return false
+		}
+	}
+	return true
 }
 
 // note records a written event's position and boundary.
@@ -177,6 +245,9 @@ func (w *sinkWriter) idle(ctx context.Context, in <-chan routed) (routed, bool, 
 			timer.Stop()
 			return batch, ok, nil
 		case <-timer.C:
+		case err := <-w.lanes.failures():
+			timer.Stop()
+			return routed{}, false, err
 		case <-ctx.Done():
 			timer.Stop()
 			return routed{}, false, ctx.Err()
@@ -188,6 +259,8 @@ func (w *sinkWriter) idle(ctx context.Context, in <-chan routed) (routed, bool, 
 	select {
 	case batch, ok := <-in:
 		return batch, ok, nil
+	case err := <-w.lanes.failures():
+		return routed{}, false, err
 	case <-ctx.Done():
 		return routed{}, false, ctx.Err()
 	}
@@ -234,12 +307,30 @@ func (w *sinkWriter) flush(ctx context.Context) error {
 		return w.failed(ctx, "flush", err)
 	}
 	w.lastFlush = time.Now()
-	w.r.obs.Flushed(w.name, w.pending, w.lastFlush.Sub(start))
+	n := w.pending
 	w.pending = 0
-	w.r.lags[w.name].committed(cp, w.commitTime)
+	return w.committed(ctx, cp, saved, n, start, w.commitTime)
+}
+
+// committed passes a flush of the sink, or of one of its lanes (which
+// commit their own streams), to the checkpointer: the sink's checkpoint
+// is every stream's furthest committed position. commitTime is zero for
+// a lane's flush, whose rows have none.
+func (w *sinkWriter) committed(ctx context.Context, cp change.Checkpoint, saved []byte, n int, start time.Time, commitTime time.Time) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.r.obs.Flushed(w.name, n, time.Since(start))
+	for _, p := range cp {
+		w.sent.Advance(p)
+	}
+	if !commitTime.IsZero() {
+		w.sentTime = commitTime
+	}
+	all := w.sent.Clone()
+	w.r.lags[w.name].committed(all, w.sentTime)
 	w.r.reportLag(w.name)
 	select {
-	case w.r.commits <- commit{sink: w.name, cp: cp, saved: saved, commitTime: w.commitTime}:
+	case w.r.commits <- commit{sink: w.name, cp: all, saved: saved, commitTime: w.sentTime}:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

@@ -22,6 +22,26 @@ func (s Stream) String() string {
 	return s.Source + "/" + s.Partition
 }
 
+// ParallelPartition is the partition of reader n (n ≥ 1) of a copy that
+// several readers make at once of partition base ("" for the source's
+// own): a parallel snapshot's. Reader 0 reads base itself.
+func ParallelPartition(base string, n int) string {
+	return base + parallelMark + strconv.Itoa(n)
+}
+
+// parallelMark separates a parallel reader's number from its base
+// partition; no Kafka topic or PostgreSQL partition name holds it.
+const parallelMark = "#"
+
+// Parallel reports whether s is a parallel reader's stream
+// (ParallelPartition). Its events are Snapshot rows, each a boundary, of
+// keys no other stream of the source holds while the copy runs, and
+// every change the source's other streams carry after the copy comes
+// after them: so a sink may write such streams at once, on connections
+// of their own (engine.Laned), as long as it writes its other events
+// only once those rows are committed.
+func (s Stream) Parallel() bool { return strings.Contains(s.Partition, parallelMark) }
+
 // Position is where an event sits in its source. Positions of one Stream
 // are totally ordered by Compare; positions of different streams are not
 // comparable.

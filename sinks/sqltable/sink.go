@@ -72,6 +72,9 @@ type Sink struct {
 	// earlier one is not reused.
 	stmts        map[string]*prepared
 	clock, txGen uint64
+	// lanes is shared with the lanes made from this sink (lane.go); nil
+	// while there are none.
+	lanes *lanes
 }
 
 var (
@@ -424,7 +427,7 @@ func (s *Sink) flush(ctx context.Context, cp change.Checkpoint) error {
 		return err
 	}
 	row, moved := cp, []change.Stream(nil)
-	if partitioned(cp) {
+	if partitioned(cp) || s.lanes != nil {
 		if row, moved, err = s.merge(ctx, cp, now); err != nil {
 			return err
 		}
@@ -486,10 +489,11 @@ func (s *Sink) merge(ctx context.Context, cp change.Checkpoint, now any) (change
 // source's), the only kind that processes share through a consumer group.
 // An unpartitioned stream (PostgreSQL, a file) is read by one process, so
 // a checkpoint of those alone is written whole, without the merge's round
-// trips.
+// trips; so is a parallel snapshot's stream once its lanes are gone (the
+// lanes themselves merge: see Lane).
 func partitioned(cp change.Checkpoint) bool {
 	for st := range cp {
-		if st.Partition != "" {
+		if st.Partition != "" && !st.Parallel() {
 			return true
 		}
 	}

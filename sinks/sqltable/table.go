@@ -46,8 +46,11 @@ func (s *Sink) tableFor(ctx context.Context, e *change.Event) (*table, error) {
 	src := e.QualifiedTable()
 	t := s.tables[src]
 	if t == nil {
+		unlock := s.lockSchema()
 		var err error
-		if t, err = s.loadTable(ctx, e); err != nil {
+		t, err = s.loadTable(ctx, e)
+		unlock()
+		if err != nil {
 			return nil, err
 		}
 		if s.tables == nil {
@@ -64,7 +67,10 @@ func (s *Sink) tableFor(ctx context.Context, e *change.Event) (*table, error) {
 		// (stopped, or its transaction rolled back) shows as a target
 		// column narrower than the source's.
 		if t.rel == nil || t.rel.Version != rel.Version {
-			if err := s.evolve(ctx, t, t.rel, rel, e); err != nil {
+			unlock := s.lockSchema()
+			err := s.evolve(ctx, t, t.rel, rel, e)
+			unlock()
+			if err != nil {
 				return nil, err
 			}
 		}
@@ -78,7 +84,10 @@ func (s *Sink) tableFor(ctx context.Context, e *change.Event) (*table, error) {
 	}
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		if err := s.addColumns(ctx, t, e, missing); err != nil {
+		unlock := s.lockSchema()
+		err := s.addColumns(ctx, t, e, missing)
+		unlock()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -397,7 +406,7 @@ func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
 
 // ddlFirst is ddl, also returning the index of the statement that ran.
 func (s *Sink) ddlFirst(ctx context.Context, alter bool, stmts ...string) (int, error) {
-	if s.d.TransactionalDDL() {
+	if s.d.TransactionalDDL() && s.lanes == nil {
 		var err error
 		for i, stmt := range stmts {
 			if i > 0 {
