@@ -360,3 +360,24 @@ func TestDebeziumSchemasWrapTheSameEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// TestNativePartition: an event of a partition of its source (a parallel
+// snapshot reader's, a Kafka partition's) names it before its position,
+// so that the two identify the change; decoding accepts the field, on
+// the one-pass path and the careful one, and leaves the stream to the
+// reader, as for every position.
+func TestNativePartition(t *testing.T) {
+	e := change.Event{Op: change.Snapshot, Table: "t", After: change.RowOf(map[string]any{"id": int64(1)}),
+		Position: change.Position{Partition: "#1", Offset: 10, Index: 3}}
+	line := Native{}.Append(nil, &e)
+	if !bytes.Contains(line, []byte(`"partition":"#1","position":"10.3"`)) {
+		t.Fatalf("encoded %s, want the partition before the position", line)
+	}
+	want := change.Position{Offset: 10, Index: 3}
+	if got, ok := fastNative(line); !ok || got.Position != want {
+		t.Errorf("one-pass scanner: %+v, %v; want %+v", got.Position, ok, want)
+	}
+	if got, err := decodeNativeCarefully(line); err != nil || got.Position != want {
+		t.Errorf("careful path: %+v, %v; want %+v", got.Position, err, want)
+	}
+}

@@ -24,7 +24,9 @@ import (
 // changed when nil, tx when unknown (id 0 and no commit time), position
 // when zero. Columns are written sorted by name. position is the event's
 // Position.String() ("OFFSET.INDEX"), the same text `position` has in
-// expressions.
+// expressions; positions are unique within a stream, so an event of a
+// partition of its source (a Kafka source's "topic/3", a parallel
+// snapshot reader's "#1") also has "partition" before it.
 type Native struct{}
 
 // Name returns "native".
@@ -82,6 +84,10 @@ func appendNative(dst []byte, e *change.Event, o *TxOrder) []byte {
 		dst = append(dst, `,"transaction":`...)
 		dst = appendTxOrder(dst, o)
 	}
+	if e.Position.Partition != "" {
+		dst = append(dst, `,"partition":`...)
+		dst = appendString(dst, e.Position.Partition)
+	}
 	if !e.Position.IsZero() {
 		dst = append(dst, `,"position":`...)
 		dst = appendString(dst, e.Position.String())
@@ -92,7 +98,7 @@ func appendNative(dst []byte, e *change.Event, o *TxOrder) []byte {
 // nativeFields are the top-level fields of a native event, for the
 // "unknown field" message. "transaction" (AppendInTx) is accepted and
 // not decoded: it describes the sink's output, not the change.
-var nativeFields = []string{"op", "schema", "table", "key", "before", "after", "changed", "tx", "position", "transaction"}
+var nativeFields = []string{"op", "schema", "table", "key", "before", "after", "changed", "tx", "partition", "position", "transaction"}
 
 // DecodeNative parses one native event. Numbers become int64 when they are
 // integers that fit, else change.Numeric (exact, never float64); JSON
@@ -176,6 +182,9 @@ func decodeNativeCarefully(line []byte) (change.Event, error) {
 	}
 	pos, err := decodeString(fields, "position")
 	if err != nil {
+		return e, err
+	}
+	if _, err := decodeString(fields, "partition"); err != nil { // the stream's, which the reader assigns
 		return e, err
 	}
 	if pos != "" {

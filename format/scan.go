@@ -249,7 +249,7 @@ func (s *scanner) rowOrNull() change.Row {
 // when the line needs the careful path.
 func fastNative(line []byte) (e change.Event, ok bool) {
 	s := &scanner{b: line}
-	var seen [10]bool
+	var seen [16]bool // room for every one of nativeFields, on the stack
 	var op, pos string
 	changedSet := false
 	s.list('{', '}', func() {
@@ -283,6 +283,8 @@ func fastNative(line []byte) (e change.Event, ok bool) {
 			e.Changed, changedSet = s.names(), true
 		case "tx":
 			e.Tx = s.tx()
+		case "partition":
+			s.str() // the stream's, which the reader assigns
 		case "position":
 			pos = s.str()
 		case "transaction":
