@@ -103,7 +103,10 @@ type PostgresSource struct {
 	OnSlotLost  string // "fail" (default) | "resnapshot"
 	// MaxRowsPerSecond limits the snapshot's read rate; 0: none.
 	MaxRowsPerSecond int
-	Ranges           map[string]hcl.Range // attribute name → where it is written, for later diagnostics
+	// SnapshotWorkers is how many connections read the initial snapshot;
+	// 0: the default (the number of CPUs, at least 2).
+	SnapshotWorkers int
+	Ranges          map[string]hcl.Range // attribute name → where it is written, for later diagnostics
 }
 
 // KafkaSource consumes change events from Kafka topics.

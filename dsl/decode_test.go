@@ -37,7 +37,7 @@ func TestEveryAttributeDecoded(t *testing.T) {
 	pg := cfg.Sources[0].Postgres
 	pg.Ranges = nil
 	wantPG := &PostgresSource{DSN: "postgres://sluice:s3cret@127.0.0.1:5432/app", Tables: []string{"public.users", "shop.*"},
-		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot", MaxRowsPerSecond: 5000}
+		Slot: "every_slot", Publication: "every_pub", Snapshot: "never", Exclude: []string{"public.users.password"}, Heartbeat: 2 * time.Second, OnSlotLost: "resnapshot", MaxRowsPerSecond: 5000, SnapshotWorkers: 4}
 	eq(t, "postgres source", pg, wantPG)
 	k := cfg.Sources[1].Kafka
 	k.Ranges, k.TLS.Ranges, k.SASL.Ranges = nil, nil, nil

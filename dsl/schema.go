@@ -304,6 +304,8 @@ var sourceSpecs = []*blockSpec{
 				Doc: "How often to confirm progress to PostgreSQL when no changes arrive, so WAL does not pile up."},
 			{Name: "max_rows_per_second", Type: tInt, Field: "MaxRowsPerSecond", DefaultDoc: "no limit", Min: 1,
 				Doc: "The most snapshot rows read per second, so that a copy of a production database takes no more than its share (streamed changes are not held back)."},
+			{Name: "snapshot_workers", Type: tInt, Field: "SnapshotWorkers", DefaultDoc: "the number of CPUs, at least 2", Min: 1,
+				Doc: "How many connections read the initial snapshot at once, all in one exported snapshot: tables of more than a few megabytes are split into primary-key ranges, and the ranges spread over the readers. A sink that writes tables (mysql, postgres) writes each reader's rows on a connection of its own, committed with that reader's position, so a restart resumes every range where it stopped. 1 reads the tables one after the other."},
 			{Name: "on_slot_lost", Type: tString, Field: "OnSlotLost", Default: "fail", Enum: onSlotLostValues,
 				Doc: "When the replication slot is gone or invalidated (dropped, `max_slot_wal_keep_size`, a restore or failover): `fail` stops with the cause, the lost range and the recovery command; `resnapshot` creates a new slot and copies the tables again while the pipeline goes on, with a warning and the `sluice_slot_recoveries_total` metric (upsert targets converge, but rows deleted while the slot was lost stay in them until re-synced)."},
 		},

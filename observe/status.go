@@ -302,7 +302,7 @@ func snapshotOf(ss state.SourceStatus, updated time.Time) (*Snapshot, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	snap := &Snapshot{Done: p.Emitted, Tables: p.Tables}
+	snap := &Snapshot{Done: p.AllEmitted(), Tables: p.Tables}
 	if snap.Tables == nil {
 		snap.Tables = []postgres.TableProgress{}
 	}
@@ -313,7 +313,7 @@ func snapshotOf(ss state.SourceStatus, updated time.Time) (*Snapshot, error) {
 	// The source saves its progress only every so many rows; the rows the
 	// running process has read are more current (a lower bound when the
 	// snapshot resumed, as they count this process's rows only).
-	if !p.Emitted {
+	if !p.AllEmitted() {
 		snap.RowsDone = max(snap.RowsDone, ss.SnapshotRows)
 	}
 	if el := updated.Sub(ss.SnapshotSince).Seconds(); !ss.SnapshotSince.IsZero() && el > 0 && ss.SnapshotRows > 0 {

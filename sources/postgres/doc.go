@@ -115,8 +115,10 @@
 // A streamed change has Position{Offset: commit LSN of its transaction,
 // Index: its index inside the transaction}; the transaction ends with a
 // Mark (Boundary) at Index math.MaxUint32. Snapshot rows have Offset =
-// the slot's consistent point − 1 and Index = 0, 1, 2… across all tables
-// in table order and, within a table, primary-key order. PostgreSQL only
+// the slot's consistent point − 1 and Index = 0, 1, 2… across each
+// reader's ranges in order and, within a range, primary-key order: reader
+// 0's in the stream itself, reader n's in partition "#n" (a parallel
+// stream: see Parallel snapshot). PostgreSQL only
 // decodes transactions whose commit record starts at or after the
 // consistent point, so every snapshot row sorts before every streamed
 // change. Each snapshot row is a Boundary: sinks may commit after any.
@@ -138,8 +140,32 @@
 // end and when the snapshot is read, together with a reserved bound on
 // the indexes handed out.
 //
-// A snapshot that was read to its end (Emitted) and whose last row the
-// sinks committed is over: a restart streams, whatever the tables hold
+// # Parallel snapshot
+//
+// snapshot_workers readers (by default the number of CPUs, at least 2)
+// read the snapshot at once, each in a REPEATABLE READ transaction on a
+// connection of its own, all in one snapshot: reader 0 imports the
+// slot's (or, resuming, takes a fresh one) and exports it with
+// pg_export_snapshot to the others, holding it until the whole copy is
+// read. Before the first row, tables of 2 MB or more with a primary key
+// are split into key ranges, one per reader (more past a gigabyte a
+// reader): the bounds are keys sampled with TABLESAMPLE SYSTEM, in the
+// key's own order, at the quantiles (split.go), so no table is scanned
+// twice. The ranges of all tables go to the readers, largest first to the
+// least loaded, and are recorded in the progress (ReaderProgress.Ranges)
+// so that a restart keeps them. Each reader numbers its rows in a stream
+// of its own, with its own chunk records, reserved bound and last row, so
+// each resumes after its own committed row exactly as a single reader
+// does; a reader none of whose rows was committed reads its ranges again.
+// The sinks see the readers' rows interleaved, in order within each
+// stream. A sink that writes tables (engine.Laned) writes each parallel
+// stream on a connection of its own, committing its rows with its
+// position, and writes the changes streamed after the copy only once
+// every lane has committed; other sinks write them in one order, as they
+// come. The last row handed out (whichever reader's) is SnapshotLast.
+//
+// A snapshot that every reader read to its end (Emitted) and whose
+// readers' last rows the sinks committed is over: a restart streams, whatever the tables hold
 // by then.
 //
 // Tables added to `tables` after a snapshot are copied when the pipeline

@@ -43,7 +43,7 @@ func TestSnapshotRefusesATableRewrittenAfterItsSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	snap := &snapshotReader{conn: conn, tables: tables, ctx: ctx}
+	snap := newSnapshot(ctx, "", nil, nil, tables, nil, &SnapshotProgress{}, conn).readers[0]
 	if err := snap.begin(ctx, res.SnapshotName); err != nil {
 		t.Fatal(err)
 	}

@@ -277,26 +277,20 @@ func (p *Postgres) resnapshot(ctx context.Context, lost *SlotLost) error {
 		p.start()
 		return nil
 	}
-	prog := SnapshotProgress{Offset: uint64(cp) - 1}
+	prog := SnapshotProgress{Offset: uint64(cp) - 1, Tables: tableProgress(p.tables)}
 	if old, ok, err := ReadProgress(p.st); err != nil {
 		return err
 	} else if ok && old.Offset == prog.Offset {
-		prog.First = old.Reserved // never share an Index with an earlier copy
+		prog.First = old.reservedMax() // never share an Index with an earlier copy
 	}
-	snap := &snapshotReader{source: p.name, conn: conn, types: p.types, tables: p.tables, state: p.st, ctx: p.ctx, index: prog.First}
-	for _, t := range p.tables {
-		snap.rels = append(snap.rels, p.stream.dec.seed(t))
-		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
+	rels := make([]*relState, len(p.tables))
+	for i, t := range p.tables {
+		rels[i] = p.stream.dec.seed(t)
 	}
-	snap.prog = &prog
-	if err := snap.begin(ctx, res.SnapshotName); err != nil {
-		return err
-	}
-	if err := snap.reserve(true); err != nil {
+	if err := p.startSnapshot(ctx, conn, p.tables, rels, &prog, res.SnapshotName, false, nil); err != nil {
 		return err
 	}
 	keep = true
-	p.snap = snap
 	p.logger.Info("postgres source: snapshot after the slot was lost", "source", p.name, "tables", len(p.tables), "offset", prog.Offset)
 	return nil
 }

@@ -80,14 +80,14 @@ func TestSnapshotWithConcurrentWriterReproducesTable(t *testing.T) {
 	p := d.open(dsl.PostgresSource{Tables: []string{"public.everything", "public.done"}}, nil, st)
 	target := map[string]change.Row{}
 	snapshotRows := 0
-	var last change.Position
+	last := change.Checkpoint{} // per stream: the readers' and the stream's
 	read := func(done func([]change.Event) bool) {
 		ev := readUntil(t, p, done)
 		for _, e := range ev {
-			if e.Position.Compare(last) <= 0 {
-				t.Fatalf("position %v not after %v", e.Position, last)
+			if last.Covers(e.Position) {
+				t.Fatalf("position %v %v not after %v", e.Position.Stream(), e.Position, last[e.Position.Stream()])
 			}
-			last = e.Position
+			last.Advance(e.Position)
 			if e.Op == change.Snapshot {
 				snapshotRows++
 			}

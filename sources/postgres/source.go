@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sluice-cdc/sluice/dsl"
 	"github.com/sluice-cdc/sluice/engine"
@@ -39,7 +41,7 @@ type Postgres struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	snap   *snapshotReader // non-nil while the snapshot runs
+	snap   *snapshot // non-nil while the snapshot runs
 	stream *streamer
 	errc   chan error // the streamer's final error
 	start  func()     // starts the streamer (and the heartbeat, once) after the snapshot
@@ -247,9 +249,6 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 	if err := p.st.Put(systemKey, []byte(system)); err != nil {
 		return err
 	}
-	// Where the sinks are in the snapshot's rows: the stream's position,
-	// or for a copy of tables added later, its own (see doc.go).
-	spos, hasSpos := from[prog.stream(p.name)]
 	if p.resync, err = newResyncs(p.st); err != nil {
 		return err
 	}
@@ -267,7 +266,7 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 
 	plan := decideStart(startFacts{
 		SlotExists: slot.Exists, Recovering: recovering, WantSnapshot: p.cfg.Snapshot == "initial",
-		HasPos: hasPos, HasProg: hasProg, ProgComplete: hasProg && prog.complete(spos, hasSpos),
+		HasPos: hasPos, HasProg: hasProg, ProgComplete: hasProg && prog.complete(p.name, from),
 		PosAfterSnapshot: hasPos && hasProg && pos.Offset > prog.Offset,
 	})
 	if plan.MissingSlot {
@@ -377,39 +376,111 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 		return nil
 	}
 
-	snap := &snapshotReader{source: p.name, conn: conn, types: types, tables: snapTables, state: p.st, ctx: p.ctx}
-	for _, t := range snapTables {
-		snap.rels = append(snap.rels, dec.seed(t))
+	rels := make([]*relState, len(snapTables))
+	for i, t := range snapTables {
+		rels[i] = dec.seed(t)
 	}
+	resume := false
 	switch {
 	case added:
 		prog = p.addedSnapshot(prog, pos, earlier, snapTables)
-		snap.index = prog.First
 	case !hasProg || prog.Offset != snapOffset || exported != "":
-		prog = SnapshotProgress{Offset: snapOffset}
-		for _, t := range snapTables {
-			prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
-		}
+		prog = SnapshotProgress{Offset: snapOffset, Tables: tableProgress(snapTables)}
 	default:
 		prog.Earlier = earlier // none when a sink has nothing: it gets every table
-		if err := p.resume(snap, &prog, spos, hasSpos, snapTables); err != nil {
-			return err
-		}
+		resume = true
 	}
-	snap.prog = &prog
-	if err := snap.begin(ctx, exported); err != nil {
-		return err
-	}
-	if err := snap.reserve(true); err != nil {
+	if err := p.startSnapshot(ctx, conn, snapTables, rels, &prog, exported, resume, from); err != nil {
 		return err
 	}
 	if err := savePublishedSchemas(p.st, schemas); err != nil {
 		return err
 	}
 	keep = true
-	p.snap = snap
-	p.logger.Info("postgres source: snapshot", "source", p.name, "tables", len(tables), "first_index", snap.index)
+	p.logger.Info("postgres source: snapshot", "source", p.name, "tables", len(snapTables), "readers", prog.readers())
 	return nil
+}
+
+// tableProgress is the progress of a snapshot of tables before it reads.
+func tableProgress(tables []*table) []TableProgress {
+	out := make([]TableProgress, 0, len(tables))
+	for _, t := range tables {
+		out = append(out, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
+	}
+	return out
+}
+
+// workers is how many readers a snapshot may have: snapshot_workers, by
+// default the number of CPUs and at least 2.
+func (p *Postgres) workers() int {
+	if p.cfg.SnapshotWorkers > 0 {
+		return p.cfg.SnapshotWorkers
+	}
+	return max(2, runtime.NumCPU())
+}
+
+// startSnapshot sets p.snap to a snapshot of tables with progress prog,
+// its reader 0 on conn in the exported snapshot (a fresh one when ""):
+// with resume, and the table list the one prog records, it goes on after
+// what the sinks committed (from); else it reads from the start, in
+// ranges split for the configured readers. On error the readers it
+// connected are closed (conn is the caller's).
+func (p *Postgres) startSnapshot(ctx context.Context, conn *pgx.Conn, tables []*table, rels []*relState, prog *SnapshotProgress, exported string, resume bool, from change.Checkpoint) (err error) {
+	snap := newSnapshot(p.ctx, p.name, p.st, p.types, tables, rels, prog, conn)
+	defer func() {
+		if err != nil {
+			snap.readers[0].conn = nil // the caller's
+			snap.close()
+		}
+	}()
+	if err := snap.readers[0].begin(ctx, exported); err != nil {
+		return err
+	}
+	resumed := resume && p.resumable(prog, tables)
+	if !resumed {
+		if resume {
+			// Rows number past the ones the earlier readers handed out, so
+			// that no sink mistakes a new row for one it committed.
+			prog.First = prog.reservedMax()
+			prog.Tables = tableProgress(tables)
+		}
+		lists, err := split(ctx, conn, tables, p.workers())
+		if err != nil {
+			return err
+		}
+		prog.ReaderProgress, prog.Readers = ReaderProgress{Ranges: lists[0]}, nil
+		for _, l := range lists[1:] {
+			prog.Readers = append(prog.Readers, ReaderProgress{Ranges: l})
+		}
+	}
+	if err := snap.addReaders(ctx, p.cfg.DSN); err != nil {
+		return err
+	}
+	if resumed {
+		if err := p.resume(snap, from); err != nil {
+			return err
+		}
+	} else {
+		snap.fresh()
+	}
+	if err := snap.reserveAll(); err != nil {
+		return err
+	}
+	p.snap = snap
+	return nil
+}
+
+// resumable reports whether an interrupted snapshot can go on where its
+// readers stopped: it copies the same tables.
+func (p *Postgres) resumable(prog *SnapshotProgress, tables []*table) bool {
+	same := len(prog.Tables) == len(tables)
+	for i := 0; same && i < len(tables); i++ {
+		same = prog.Tables[i].Table == tables[i].qualified()
+	}
+	if !same {
+		p.logger.Warn("postgres source: snapshot starts over", "source", p.name, "reason", "the table list changed")
+	}
+	return same
 }
 
 // addedSnapshot returns the progress record of a snapshot of tables
@@ -424,51 +495,41 @@ func (p *Postgres) open(ctx context.Context, from change.Checkpoint) error {
 // and no two snapshots share an Index, which the chunk records that
 // resume a copy are keyed by.
 func (p *Postgres) addedSnapshot(last SnapshotProgress, pos change.Position, earlier []string, tables []*table) SnapshotProgress {
-	prog := SnapshotProgress{Offset: pos.Offset + 1, Earlier: earlier, Partition: AddedPartition, First: last.Reserved}
-	for _, t := range tables {
-		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
-	}
-	return prog
+	return SnapshotProgress{Offset: pos.Offset + 1, Earlier: earlier, Partition: AddedPartition, First: last.reservedMax(), Tables: tableProgress(tables)}
 }
 
-// resume sets up a snapshot that an earlier run started: after the last
-// row every sink committed, in a new transaction, numbering rows from the
-// reserved bound (see doc.go).
-func (p *Postgres) resume(snap *snapshotReader, prog *SnapshotProgress, pos change.Position, hasPos bool, tables []*table) error {
-	prog.Emitted, prog.Last = false, nil
-	snap.index = prog.Reserved
-	same := len(prog.Tables) == len(tables)
-	for i := 0; same && i < len(tables); i++ {
-		same = prog.Tables[i].Table == tables[i].qualified()
-	}
-	var why string
-	switch {
-	case !same:
-		why = "the table list changed"
-	case !hasPos || pos.Offset != prog.Offset || pos.Index < prog.First:
-		why = "no snapshot row was committed"
-	default:
-		ok, err := snap.resumeAt(pos.Index)
-		if err != nil {
-			return err
-		}
-		if ok {
-			// Until the resumed read hands out a row, the committed one
-			// is the last.
-			snap.last, snap.hasLast = pos.Index, true
-			for i := range prog.Tables {
-				prog.Tables[i].Done = i < snap.table
+// resume sets up a snapshot that an earlier run started: each reader
+// goes on after the last of its rows every sink committed, in a new
+// transaction, numbering rows from its reserved bound (see doc.go); a
+// reader none of whose rows was committed, or whose committed row's key
+// is gone from the state, reads its ranges from the start.
+func (p *Postgres) resume(snap *snapshot, from change.Checkpoint) error {
+	prog := snap.prog
+	for _, r := range snap.readers {
+		rp := prog.reader(r.n)
+		rp.Emitted, rp.Last = false, nil
+		r.index, r.rng, r.after = rp.Reserved, 0, nil
+		pos, ok := from[prog.stream(p.name, r.n)]
+		var why string
+		switch {
+		case !ok || pos.Offset != prog.Offset || pos.Index < prog.First:
+			why = "no snapshot row was committed"
+		default:
+			found, err := r.resumeAt(pos.Index)
+			if err != nil {
+				return err
 			}
-			return nil
+			if found {
+				// Until the resumed read hands out a row, the committed
+				// one is the last.
+				r.last, r.hasLast = pos.Index, true
+				continue
+			}
+			why = "the committed row's key is no longer in the state"
 		}
-		why = "the committed row's key is no longer in the state"
+		p.logger.Warn("postgres source: snapshot reader starts over", "source", p.name, "reader", r.n, "reason", why)
 	}
-	p.logger.Warn("postgres source: snapshot starts over", "source", p.name, "reason", why)
-	prog.Tables = prog.Tables[:0]
-	for _, t := range tables {
-		prog.Tables = append(prog.Tables, TableProgress{Table: t.qualified(), RowsEstimated: t.Estimate})
-	}
-	snap.table, snap.after = 0, nil
+	snap.countLeft()
 	return nil
 }
 

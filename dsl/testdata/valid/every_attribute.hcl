@@ -19,6 +19,7 @@ source "postgres" "pg" {
   heartbeat           = "2s"
   on_slot_lost        = "resnapshot"
   max_rows_per_second = 5000
+  snapshot_workers    = 4
 }
 
 source "kafka" "events" {
