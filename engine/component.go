@@ -14,9 +14,9 @@ import (
 // every sink exactly once. The optional interfaces a component may add
 // are declared beside the code that calls them (BatchSizer in spec.go,
 // SaveNotifier in saved.go, Resumer, ResumeSetter, CommittedReader and
-// Forgetter in resume.go, Resyncer in resync.go); the doc of Source and
-// Sink says when each is called. docs/components.md walks through adding
-// a sink, and ExampleSink is a complete one.
+// Forgetter in resume.go, Resyncer in resync.go, Laned in lanes.go); the
+// doc of Source and Sink says when each is called. docs/components.md
+// walks through adding a sink, and ExampleSink is a complete one.
 
 // Source reads change events from one source block.
 //
@@ -139,7 +139,11 @@ type Source interface {
 //     time. Meanwhile Saved ([SaveNotifier]) is called from the
 //     checkpointer goroutine, and Committed ([CommittedReader]) from any
 //     goroutine of a source that asks ([ResumeSetter]): concurrently with
-//     Write and Flush. The sink locks what it shares with them.
+//     Write and Flush. The sink locks what it shares with them. A
+//     [Laned] sink's lanes are instances of their own, Lane called from
+//     the stage goroutine, each then opened, written, flushed and closed
+//     from a goroutine of its own, beside the sink's: what the instances
+//     share (a schema lock, the checkpoint row), they lock.
 //  4. Close, once, from the goroutine that called Run, after every stage
 //     of the attempt has returned: no other method is running or will be
 //     called. Close is also called when Open failed, or was never called

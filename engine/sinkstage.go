@@ -121,8 +121,11 @@ func (r *run) writeSink(ctx context.Context, name string) (err error) {
 // up to that transaction. Each Write gets a slice of its own (sinks may
 // keep it until Flush). A Laned sink's parallel streams go to its lanes.
 func (w *sinkWriter) write(ctx context.Context, batch routed) error {
-	events := make([]change.Event, 0, len(w.held)+len(batch.events))
-	events = append(events, w.held...)
+	// The slices are made at the first event they get, as large as the
+	// rest of the batch: a batch of one parallel stream (a snapshot
+	// reader's chunk) costs no slice for the sink's own events, and none
+	// grows.
+	events := w.held
 	w.held = nil
 	last := -1
 	var parallel map[change.Stream][]change.Event
@@ -139,8 +142,14 @@ func (w *sinkWriter) write(ctx context.Context, batch routed) error {
 			if parallel == nil {
 				parallel = map[change.Stream][]change.Event{}
 			}
+			if parallel[st] == nil {
+				parallel[st] = make([]change.Event, 0, len(batch.events)-i)
+			}
 			parallel[st] = append(parallel[st], e)
 			continue
+		}
+		if cap(events) == len(events) {
+			events = append(make([]change.Event, 0, len(events)+len(batch.events)-i), events...)
 		}
 		if e.Boundary {
 			last = len(events)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"golang.org/x/sync/errgroup"
 )
 
 // With -compare, each phase's sluice figure is set against limit loops
@@ -172,10 +173,22 @@ func newBareTarget(ctx context.Context, t target, kind string, batch int) (*bare
 }
 
 func (b *bareTarget) close() {
+	b.closeStatements()
+	b.db.ExecContext(context.Background(), "DROP TABLE IF EXISTS bench_users_bare")
+}
+
+// empty deletes every row of bench_users_bare.
+func (b *bareTarget) empty(ctx context.Context) error {
+	if _, err := b.db.ExecContext(ctx, "TRUNCATE TABLE bench_users_bare"); err != nil {
+		return fmt.Errorf("bare target: %w", err)
+	}
+	return nil
+}
+
+func (b *bareTarget) closeStatements() {
 	for _, st := range b.prepped {
 		st.Close()
 	}
-	b.db.ExecContext(context.Background(), "DROP TABLE IF EXISTS bench_users_bare")
 }
 
 // stmt is the statement for rows rows (an upsert) or, with del, the
@@ -285,6 +298,28 @@ func (b *bareTarget) apply(ctx context.Context, changes []bareChange) (float64, 
 	return float64(len(changes)) / time.Since(start).Seconds(), nil
 }
 
+// applyParallel writes changes as apply does, cut into conns contiguous
+// parts (disjoint key ranges, as a parallel snapshot's readers copy)
+// written at once on connections of their own, and returns changes/s.
+func (b *bareTarget) applyParallel(ctx context.Context, changes []bareChange, conns int) (float64, error) {
+	start := time.Now()
+	var g errgroup.Group
+	per := (len(changes) + conns - 1) / conns
+	for i := 0; i < len(changes); i += per {
+		part := changes[i:min(i+per, len(changes))]
+		own := &bareTarget{db: b.db, mysql: b.mysql, batch: b.batch, prepped: map[string]*sql.Stmt{}}
+		g.Go(func() error {
+			defer own.closeStatements()
+			_, err := own.apply(ctx, part)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return float64(len(changes)) / time.Since(start).Seconds(), nil
+}
+
 // columns turns row-by-row arguments into one array per column
 // (PostgreSQL's unnest), or the deleted ids into one.
 func columns(args []any, del bool) []any {
@@ -328,6 +363,9 @@ type result struct {
 	snapshot, streaming float64 // sluice's rows/s and events/s
 	snapLimits          limits
 	streamLimits        limits
+	// snapParallel is the snapshot's target limit on as many connections
+	// as the pipeline's snapshot readers (and lanes) use.
+	snapParallel float64
 }
 
 // printLimits prints one phase's limits and sluice's fraction of them.
@@ -355,6 +393,9 @@ func summarize(out io.Writer, runs []result) {
 	if runs[0].snapLimits.source > 0 {
 		line("snapshot bare read rows/s", func(r result) float64 { return r.snapLimits.source }, "%.0f")
 		line("snapshot bare upsert rows/s", func(r result) float64 { return r.snapLimits.target }, "%.0f")
+		line("snapshot bare upsert, parallel, rows/s", func(r result) float64 { return r.snapParallel }, "%.0f")
+		line("snapshot sluice / bare upsert", func(r result) float64 { return r.snapshot / r.snapLimits.target }, "%.2f")
+		line("snapshot sluice / parallel bare upsert", func(r result) float64 { return r.snapshot / r.snapParallel }, "%.2f")
 		line("snapshot sluice / shared-cores limit", func(r result) float64 { return r.snapshot / r.snapLimits.sum() }, "%.2f")
 		line("snapshot sluice / min limit", func(r result) float64 { return r.snapshot / r.snapLimits.min() }, "%.2f")
 	}

@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"syscall"
 	"time"
@@ -49,6 +50,9 @@ type options struct {
 	cpuProfile                   string
 	compare                      bool
 	runs                         int
+	// workers is the pipeline's snapshot_workers (0: not written, the
+	// source's default) and the parallel upsert loop's connections.
+	workers int
 }
 
 func main() {
@@ -67,6 +71,7 @@ func main() {
 	flag.StringVar(&o.sluice, "sluice", defaultSluice(), "the sluice binary that runs the pipeline (a separate process, so that its peak RSS is its own)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of sluice run to PREFIX-snapshot.prof and PREFIX-streaming.prof (the latter covers the latency phase too)")
 	flag.BoolVar(&o.compare, "compare", false, "also run each phase through limit loops without sluice (bare pgoutput decode, bare SELECT, bare batched upserts into bench_users_bare) and print sluice's figures as fractions of the limits")
+	flag.IntVar(&o.workers, "snapshot-workers", 0, "the source's snapshot_workers (default: not set, the number of CPUs and at least 2), and the connections of the parallel bare upsert loop")
 	flag.IntVar(&o.runs, "runs", 1, "repeat the whole workload this many times and print the median and range of each figure")
 	flag.Parse()
 	if o.sourceDSN == "" || o.targetDSN == "" || (o.target != "mysql" && o.target != "postgres") {
@@ -129,10 +134,16 @@ func run(o options, out io.Writer) (res result, err error) {
 	if err != nil {
 		return res, err
 	}
-	// The snapshot reads in primary-key order: the last row is the last
-	// to arrive.
+	// The snapshot's readers each copy a key range in key order: the
+	// last id is in once the last range is, and once every 1000th id is
+	// in, a thousand rows of each range are left at most (then waitEqual
+	// compares the whole table). The probe is cheap, so it perturbs the
+	// copy little: one key lookup until the last id is in.
 	snapshot, err := waitEqual(ctx, src, tgt, 10*time.Minute, p, func(ctx context.Context) (bool, error) {
-		return tgt.has(ctx, int64(o.rows))
+		if ok, err := tgt.has(ctx, int64(o.rows)); !ok || err != nil {
+			return ok, err
+		}
+		return tgt.hasEvery(ctx, 1000, int64(o.rows))
 	})
 	if err != nil {
 		return res, fmt.Errorf("snapshot phase: %w", err)
@@ -159,6 +170,19 @@ func run(o options, out io.Writer) (res result, err error) {
 			return res, err
 		}
 		printLimits(out, "rows/s", res.snapshot, res.snapLimits, "bare read", "bare upsert")
+		// Again on as many connections as the snapshot's readers, each
+		// its own key range, into the table the loop above filled: what
+		// a parallel snapshot's lanes do when they resume.
+		if err := bare.empty(ctx); err != nil {
+			return res, err
+		}
+		if res.snapParallel, err = bare.applyParallel(ctx, preloadRows(o.rows), o.snapshotReaders()); err != nil {
+			return res, err
+		}
+		if err := bare.equal(ctx); err != nil {
+			return res, err
+		}
+		fmt.Fprintf(out, "           bare upsert on %d connections %.0f rows/s (sluice %.2f of it)\n", o.snapshotReaders(), res.snapParallel, res.snapshot/res.snapParallel)
 		if err := src.createBareSlot(ctx); err != nil {
 			return res, err
 		}
@@ -267,9 +291,21 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// snapshotReaders is how many readers the pipeline's snapshot has.
+func (o options) snapshotReaders() int {
+	if o.workers > 0 {
+		return o.workers
+	}
+	return max(2, runtime.NumCPU())
+}
+
 // pipeline writes the benchmark's pipeline file into dir and returns its
 // path; it is checked with dsl.Load first so that a mistake shows here.
 func pipeline(o options, dir string) (string, error) {
+	workers := "" // unset, so that a sluice from before the attribute runs the file too
+	if o.workers > 0 {
+		workers = fmt.Sprintf("\n  snapshot_workers = %d", o.workers)
+	}
 	src := fmt.Sprintf(`pipeline "bench" {
   state = %q
 }
@@ -279,7 +315,7 @@ source "postgres" "pg" {
   tables      = ["public.bench_users"]
   slot        = "sluice_bench"
   publication = "sluice_bench"
-  heartbeat   = "1s"
+  heartbeat   = "1s"%s
 }
 
 sink %q "target" {
@@ -288,7 +324,7 @@ sink %q "target" {
   auto_create = true
   batch_size  = %d
 }
-`, filepath.Join(dir, "bench.db"), o.target, o.batchSize)
+`, filepath.Join(dir, "bench.db"), workers, o.target, o.batchSize)
 	if _, _, diags := dsl.LoadWith("bench.hcl", []byte(src), dsl.Options{Offline: true}); diags.HasErrors() {
 		return "", diags
 	}

@@ -30,9 +30,11 @@ func TestSnapshotAndStreamSurviveSIGKILL(t *testing.T) {
   state = %q
 }
 
+# held to a rate at which the kills land while the copy runs
 source "postgres" "app" {
-  dsn    = env("SOURCE_DSN")
-  tables = ["public.big"]
+  dsn                 = env("SOURCE_DSN")
+  tables              = ["public.big"]
+  max_rows_per_second = 40000
 }
 
 sink "file" "out" {

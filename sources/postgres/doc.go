@@ -131,10 +131,10 @@
 // consistent point, and streaming starts there, so writers can keep
 // writing and nothing is lost or doubled. Tables are read in key order by
 // one streamed query each (memory stays bounded), returned in chunks of
-// at most 8192 rows (or 8 MB). Chunk n owns the indexes [8192n, 8192(n+1));
+// at most 2048 rows (or 8 MB). Chunk n owns the indexes [2048n, 2048(n+1));
 // a table starts at a fresh chunk. Before a chunk is returned, the text
 // form of its rows' keys is written to the state (one durable write per
-// chunk, in a ring of 64 records, so the state stays small whatever the
+// chunk, in a ring of 256 records, so the state stays small whatever the
 // table size); the progress shown by status (table, rows done, rows
 // estimated; ReadProgress) is written every 16 chunks, at each table's
 // end and when the snapshot is read, together with a reserved bound on
@@ -198,7 +198,7 @@
 // receives changes it already has, which keyed sinks apply idempotently.
 // A single sink receives no row twice. When nothing was committed, the
 // table list changed, or the committed row's chunk record has been
-// overwritten in the ring (the sinks lagged 64 chunks behind), every
+// overwritten in the ring (the sinks lagged 256 chunks behind), every
 // table is read again from its first row: nothing is lost, some rows
 // arrive twice. Tables without a primary key are read in ctid order and
 // resume by ctid (a row moved by an update after the consistent point

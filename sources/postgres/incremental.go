@@ -72,8 +72,10 @@ type chunk struct {
 type outcome struct{ retry string }
 
 // Incremental snapshot chunking: at most incrementalChunkRows rows or
-// snapshotChunkBytes of row data per chunk.
-const incrementalChunkRows = snapshotChunkRows
+// snapshotChunkBytes of row data per chunk. Larger than the initial
+// snapshot's chunks: each costs two watermark transactions and a wait for
+// the stream, and the window holds one chunk only.
+const incrementalChunkRows = 8192
 
 // copyChunks is the chunk worker: it copies the pending jobs one after
 // the other, chunk by chunk, while the stream goes on, until ctx ends.
