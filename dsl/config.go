@@ -165,7 +165,7 @@ type Sink struct {
 	Name      string
 	DeclRange hcl.Range
 	From      []Ref
-	Linger    time.Duration // least time between two commits; default 20ms
+	Linger    time.Duration // least time between two commits; default 5ms
 	MySQL     *TableSink
 	Postgres  *TableSink
 	Kafka     *KafkaSink

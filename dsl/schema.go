@@ -258,7 +258,7 @@ var (
 )
 
 // lingerAttr is every sink's flush interval.
-var lingerAttr = attrSpec{Name: "linger", Type: tDuration, Field: "Linger", DefaultDoc: `"20ms"`,
+var lingerAttr = attrSpec{Name: "linger", Type: tDuration, Field: "Linger", DefaultDoc: `"5ms"`,
 	Doc: "The least time between two commits of the sink (a target transaction, a Kafka transaction, a webhook request, a file sync): a longer one gathers more events into each, fewer and bigger, and delays them at most this much. A sink that holds events commits them within this or 200ms, whichever is longer, at the next transaction boundary."}
 
 var pipelineSpec = &blockSpec{

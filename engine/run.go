@@ -40,7 +40,10 @@ type RunOptions struct {
 	// since its last commit, and a sink catching up commits a full batch
 	// no sooner either (it writes on, and commits more at once). It
 	// bounds the commit rate when a source delivers in small bursts or
-	// fast, and adds at most this much latency. Default 20ms.
+	// fast, and adds at most this much latency. Default 5ms: at 1,000
+	// changes a second, commit-to-visible in MariaDB measured p50 8.5 ms
+	// and p99 17 ms with it, 16.8 ms and 31-34 ms with 20ms, at the same
+	// catch-up rate (a catching-up sink commits per batch_size anyway).
 	MinFlushInterval time.Duration
 	// QueueLen is how many batches each edge (source → sink) holds; a full
 	// edge stops its source reading. Default 4.
@@ -76,7 +79,7 @@ func (o RunOptions) withDefaults(p Pipeline) RunOptions {
 		o.Linger = 200 * time.Millisecond
 	}
 	if o.MinFlushInterval <= 0 {
-		o.MinFlushInterval = 20 * time.Millisecond
+		o.MinFlushInterval = 5 * time.Millisecond
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = 4
