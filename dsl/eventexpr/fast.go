@@ -73,7 +73,7 @@ func binaryPred(n *ast.BinaryNode) pred {
 		}
 	case "in":
 		if name, ok := n.Left.(*ast.StringNode); ok {
-			if r, ok := rowVar(n.Right); ok {
+			if r, ok := rowOf(n.Right); ok {
 				return func(e *change.Event) (bool, bool) { return rowOfEvent(e, r).Has(name.Value), true }
 			}
 		}
@@ -164,7 +164,7 @@ func opTest(list []ast.Node, negate bool) pred {
 // rowNilTest is `r == nil` (or `r != nil`) when side names a row and
 // other is nil: no row at all, as a nil map was.
 func rowNilTest(side, other ast.Node, negate bool) pred {
-	r, ok := rowVar(side)
+	r, ok := rowOf(side)
 	if _, isNil := other.(*ast.NilNode); !ok || !isNil {
 		return nil
 	}
@@ -317,7 +317,7 @@ func columnOf(n ast.Node) (column, bool) {
 	if !ok {
 		return column{}, false
 	}
-	r, ok := rowVar(m.Node)
+	r, ok := rowOf(m.Node)
 	return column{r, name.Value, chained}, ok
 }
 
@@ -332,17 +332,6 @@ func (c column) number(e *change.Event) any {
 		return c.get(e)
 	}
 	return NumberOf(c.get(e))
-}
-
-// rowVar reports whether n is a row variable by its name in expressions,
-// and which.
-func rowVar(n ast.Node) (rowIndex, bool) {
-	id, ok := n.(*ast.IdentifierNode)
-	if !ok {
-		return 0, false
-	}
-	r, ok := rowVars[id.Value]
-	return r, ok
 }
 
 // rowOfEvent returns the row r of e, as Env.fill sets it.
