@@ -10,17 +10,17 @@ import (
 
 // TestParallelSnapshotResumesEachReader: with three readers, tables of a
 // few megabytes are split into key ranges (ordered as the key is, not as
-// its text: ids up to 160,000, a third of them of six digits; a composite
-// text key too, whose order is the index's collation), the readers' rows are in streams of
+// its text: ids up to 160,000, three eighths of them of six digits; a
+// composite text key too, whose order is the index's collation), the readers' rows are in streams of
 // their own, and a restart resumes each reader exactly after its last
 // committed row: every row arrives once, none is lost.
 func TestParallelSnapshotResumesEachReader(t *testing.T) {
 	d := newDB(t)
 	d.exec(`CREATE TABLE big (id int PRIMARY KEY, pad text);
-		INSERT INTO big SELECT g * 4, repeat('x', 120) FROM generate_series(1, 40000) g;
+		INSERT INTO big SELECT g * 16, repeat('x', 400) FROM generate_series(1, 10000) g;
 		CREATE TABLE comp (a int, b text, pad text, PRIMARY KEY (a, b));
-		INSERT INTO comp SELECT g % 7, CASE WHEN g % 2 = 0 THEN 'K' ELSE 'k' END || g, repeat('y', 200) FROM generate_series(1, 20000) g`)
-	const total = 60000
+		INSERT INTO comp SELECT g % 7, CASE WHEN g % 2 = 0 THEN 'K' ELSE 'k' END || g, repeat('y', 600) FROM generate_series(1, 5000) g`)
+	const total = 15000
 	st := newState()
 	cfg := dsl.PostgresSource{Tables: []string{"public.big", "public.comp"}, SnapshotWorkers: 3}
 	p := d.open(cfg, nil, st)
