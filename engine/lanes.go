@@ -28,7 +28,10 @@ import (
 // The engine writes the sink's other events only once the lanes have
 // committed everything they were given before them, unless they are
 // Snapshot rows as well: the changes streamed after a copy must land on
-// top of it, never under it.
+// top of it, never under it. It then closes the lanes, and from then on
+// the checkpoints it passes the sink's Flush hold the lanes' streams at
+// what they committed: once its lanes are closed, a sink may write its
+// whole checkpoint again.
 type Laned interface {
 	Sink
 	Lane() (Sink, error)

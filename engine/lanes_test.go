@@ -39,6 +39,9 @@ type lanedTarget struct {
 	// early records a streamed change written before they all were.
 	laneRows int
 	early    []string
+	// lanes counts the lanes not yet closed: with none, a flush writes
+	// the whole checkpoint row, as the SQL sinks do.
+	lanes int
 }
 
 // lanedSink is a Laned fake: each instance has its own pending rows and
@@ -47,11 +50,15 @@ type lanedSink struct {
 	t        *lanedTarget
 	seen     change.Checkpoint
 	pending  []change.Event
-	wantLane int // parallel rows the source sends
+	wantLane int  // parallel rows the source sends
+	lane     bool // one of the lanes, counted in t.lanes until closed
 }
 
 func (k *lanedSink) Lane() (Sink, error) {
-	return &lanedSink{t: k.t, wantLane: k.wantLane}, nil
+	k.t.mu.Lock()
+	defer k.t.mu.Unlock()
+	k.t.lanes++
+	return &lanedSink{t: k.t, wantLane: k.wantLane, lane: true}, nil
 }
 
 func (k *lanedSink) Open(context.Context, []byte) (change.Checkpoint, error) {
@@ -84,6 +91,10 @@ func (k *lanedSink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, erro
 		}
 	}
 	k.pending = nil
+	if k.t.lanes == 0 {
+		k.t.cp, k.seen = cp.Clone(), cp.Clone() // alone: the whole row
+		return nil, nil
+	}
 	for st, p := range cp {
 		if q, ok := k.seen[st]; !ok || q != p {
 			k.t.cp[st], k.seen[st] = p, p
@@ -92,13 +103,22 @@ func (k *lanedSink) Flush(_ context.Context, cp change.Checkpoint) ([]byte, erro
 	return nil, nil
 }
 
-func (k *lanedSink) Close() error { return nil }
+func (k *lanedSink) Close() error {
+	k.t.mu.Lock()
+	defer k.t.mu.Unlock()
+	if k.lane {
+		k.lane = false
+		k.t.lanes--
+	}
+	return nil
+}
 
 // TestLanesWriteParallelStreamsApart: the rows of a parallel snapshot's
 // readers go to lanes of their own (one sink instance each), the sink's
 // checkpoint is every stream's, and the changes streamed after the copy
 // are written only once every lane has committed its rows, so they land
-// on top of the copy.
+// on top of the copy; the lanes then close, and the sink, writing its
+// whole checkpoint row again, keeps the lanes' streams in it.
 func TestLanesWriteParallelStreamsApart(t *testing.T) {
 	const perBatch, rounds = 50, 6
 	streams := []string{"", change.ParallelPartition("", 1), change.ParallelPartition("", 2)}
@@ -143,6 +163,9 @@ func TestLanesWriteParallelStreamsApart(t *testing.T) {
 	}
 	if tg.instances != 3 {
 		t.Errorf("%d sink instances, want the sink and a lane for each of 2 parallel streams", tg.instances)
+	}
+	if tg.lanes != 0 {
+		t.Errorf("%d lanes left open after the copy", tg.lanes)
 	}
 	if len(tg.early) > 0 {
 		t.Errorf("streamed changes written before the lanes committed: %v", tg.early)

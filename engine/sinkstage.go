@@ -162,7 +162,7 @@ func (w *sinkWriter) write(ctx context.Context, batch routed) error {
 	}
 	defer written()
 	if w.lanes != nil && !allSnapshot(events) {
-		if err := w.lanes.sync(); err != nil {
+		if err := w.endLanes(); err != nil {
 			return err
 		}
 	}
@@ -211,6 +211,29 @@ func (w *sinkWriter) toLanes(ctx context.Context, laned Laned, parallel map[chan
 		given++
 	}
 	return left.Done, nil
+}
+
+// endLanes is called before the sink's own changes go on past a copy:
+// the parallel streams are over by then (change.Stream.Parallel), so the
+// lanes commit what they hold and close, and the sink writes alone again,
+// its checkpoint holding the lanes' streams too (a Laned sink writes its
+// whole checkpoint again once its lanes are closed). A later copy (after
+// a lost slot) makes lanes anew.
+func (w *sinkWriter) endLanes() error {
+	ls := w.lanes
+	if err := ls.sync(); err != nil {
+		return err
+	}
+	w.lanes = nil
+	if err := ls.close(nil); err != nil {
+		return err
+	}
+	for _, l := range ls.byName {
+		for _, p := range l.pos {
+			w.pos.Advance(p)
+		}
+	}
+	return nil
 }
 
 // allSnapshot reports whether every event is a Snapshot row.

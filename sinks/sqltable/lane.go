@@ -2,6 +2,7 @@ package sqltable
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluice-cdc/sluice/engine"
 )
@@ -17,6 +18,9 @@ var _ engine.Laned = (*Sink)(nil)
 // it, then finds it there.
 type lanes struct {
 	schema sync.Mutex
+	// open counts the lanes not yet closed: with none, the sink writes
+	// alone again (whole checkpoint rows, DDL in its transaction).
+	open atomic.Int32
 }
 
 // Lane returns another sink writing the same target on a connection pool
@@ -26,18 +30,35 @@ type lanes struct {
 // its own (as processes of a Kafka consumer group do), and a lane's rows
 // commit with its streams' positions: a kill -9 resumes each reader
 // exactly after what its lane committed.
+//
+// Once every lane is closed (the engine closes them when the copy is
+// over) the sink writes alone again. Its checkpoint then holds the lanes'
+// streams too, as the engine passes them on, so a whole row is right.
 func (s *Sink) Lane() (engine.Sink, error) {
 	if s.lanes == nil {
 		s.lanes = &lanes{}
 	}
+	s.lanes.open.Add(1)
 	return &Sink{d: s.d, tgt: s.tgt, opts: s.opts, pipeline: s.pipeline, name: s.name, log: s.log, throttle: s.throttle,
-		cpSQL: s.cpSQL, cpInit: s.cpInit, cpLock: s.cpLock, lanes: s.lanes}, nil
+		cpSQL: s.cpSQL, cpInit: s.cpInit, cpLock: s.cpLock, lanes: s.lanes, lane: true}, nil
+}
+
+// shared reports whether lanes write the target beside this instance (or
+// this instance is one).
+func (s *Sink) shared() bool { return s.lanes != nil && s.lanes.open.Load() > 0 }
+
+// leave counts a lane out of its sink's, once, as it closes.
+func (s *Sink) leave() {
+	if s.lane {
+		s.lane = false
+		s.lanes.open.Add(-1)
+	}
 }
 
 // lockSchema holds the other lanes' schema work off until the returned
 // func is called; without lanes it does nothing.
 func (s *Sink) lockSchema() func() {
-	if s.lanes == nil {
+	if !s.shared() {
 		return func() {}
 	}
 	s.lanes.schema.Lock()

@@ -73,8 +73,10 @@ type Sink struct {
 	stmts        map[string]*prepared
 	clock, txGen uint64
 	// lanes is shared with the lanes made from this sink (lane.go); nil
-	// while there are none.
+	// while there are none. lane: this instance is one of them, counted
+	// in lanes.open until it closes.
 	lanes *lanes
+	lane  bool
 }
 
 var (
@@ -122,7 +124,7 @@ func New(b engine.Build, s *dsl.Sink, c *dsl.TableSink, tgt Target) (*Sink, erro
 func (s *Sink) BatchSize() int { return s.opts.batch }
 
 func (s *Sink) Open(ctx context.Context, _ []byte) (change.Checkpoint, error) {
-	_ = s.Close()
+	_ = s.disconnect()
 	s.lost = nil
 	db, err := s.tgt.Connect()
 	if err != nil {
@@ -427,7 +429,7 @@ func (s *Sink) flush(ctx context.Context, cp change.Checkpoint) error {
 		return err
 	}
 	row, moved := cp, []change.Stream(nil)
-	if partitioned(cp) || s.lanes != nil {
+	if partitioned(cp) || s.shared() {
 		if row, moved, err = s.merge(ctx, cp, now); err != nil {
 			return err
 		}
@@ -503,6 +505,12 @@ func partitioned(cp change.Checkpoint) bool {
 // Close rolls back whatever was written since the last Flush and
 // disconnects.
 func (s *Sink) Close() error {
+	s.leave()
+	return s.disconnect()
+}
+
+// disconnect drops the open transaction and the connections.
+func (s *Sink) disconnect() error {
 	if s.tx != nil {
 		_ = s.tx.Rollback()
 		s.endTx()

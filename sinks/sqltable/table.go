@@ -406,7 +406,7 @@ func (s *Sink) ddl(ctx context.Context, alter bool, stmts ...string) error {
 
 // ddlFirst is ddl, also returning the index of the statement that ran.
 func (s *Sink) ddlFirst(ctx context.Context, alter bool, stmts ...string) (int, error) {
-	if s.d.TransactionalDDL() && s.lanes == nil {
+	if s.d.TransactionalDDL() && !s.shared() {
 		var err error
 		for i, stmt := range stmts {
 			if i > 0 {
