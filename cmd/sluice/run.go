@@ -62,6 +62,14 @@ func (c *cli) runPipeline(args []string) int {
 		c.errorf("%v", err)
 		return exitUsage
 	}
+	// First, so that a stop while the pipeline file loads and the slots
+	// are checked is graceful too, not the signal's default death.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := c.stop
+	if stop == nil {
+		stop = signalStop(cancel, logger)
+	}
 	if *instance != "" {
 		if err := os.Setenv(engine.InstanceEnv, *instance); err != nil {
 			c.errorf("--instance: %v", err)
@@ -78,12 +86,6 @@ func (c *cli) runPipeline(args []string) int {
 		return exitFindings
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := c.stop
-	if stop == nil {
-		stop = signalStop(cancel, logger)
-	}
 	opts := engine.RunOptions{Logger: logger, Stop: stop}
 	statePath := components.Settings(cfg).StatePath()
 	if err := checkSlots(cfg, statePath); err != nil {

@@ -99,8 +99,14 @@ func (p *proc) kill() {
 
 // stop sends SIGTERM (the graceful stop) and returns the exit status, or
 // an error if the process has not exited within a minute (then it is
-// killed).
+// killed). It waits for the process to log "pipeline starting" first: a
+// process signalled before its Go runtime has started dies of the signal
+// rather than stopping (a test's last restart can come just as the
+// pipeline has nothing left to do).
 func (p *proc) stop() error {
+	eventually(30*time.Second, 5*time.Millisecond, func() bool {
+		return !p.running() || strings.Contains(p.logs.String(), "pipeline starting")
+	})
 	if p.running() {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
