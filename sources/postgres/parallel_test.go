@@ -24,7 +24,15 @@ func TestParallelSnapshotResumesEachReader(t *testing.T) {
 	st := newState()
 	cfg := dsl.PostgresSource{Tables: []string{"public.big", "public.comp"}, SnapshotWorkers: 3}
 	p := d.open(cfg, nil, st)
-	first := rows(readUntil(t, p, countRows(total/2)))
+	// Half the rows, and at least one of every reader's (which come in
+	// whatever order the readers' goroutines run).
+	first := rows(readUntil(t, p, func(ev []change.Event) bool {
+		seen := map[change.Stream]bool{}
+		for i := range ev {
+			seen[ev[i].Position.Stream()] = true
+		}
+		return countRows(total/2)(ev) && len(seen) == 3
+	}))
 	committed := change.Checkpoint{}
 	for _, e := range first {
 		committed.Advance(e.Position)
